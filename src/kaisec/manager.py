@@ -100,7 +100,9 @@ class PermissionManager:
         self.policy = policy or Policy(restricted=self.table.restricted)
         self.pins = PinStore(store, clock=clock)
         self._clock = clock
-        self._gen = store.generation._view  # the shared change word (see kaisec._internal.generation)
+        self._gen = (
+            store.generation._view
+        )  # the shared change word (see kaisec._internal.generation)
         self._gen_seen = -1
         self._cache: dict[tuple[str, str], Any] = {}
         self._apps: dict[str, tuple[AppClass, str | None] | None] = {}
@@ -298,7 +300,9 @@ class PermissionManager:
         if app is None:
             raise AppNotFoundError(f"no installed app has origin {origin!r}", app=origin)
         if not self.table.is_known(permission):
-            raise UnknownPermissionError(f"unknown permission {permission!r}", permission=permission)
+            raise UnknownPermissionError(
+                f"unknown permission {permission!r}", permission=permission
+            )
         if not self.table.is_explicit(permission, app[0]):
             raise ImplicitPermissionError(
                 f"{permission} is implicit for {app[0].value} apps "
@@ -344,7 +348,9 @@ class PermissionManager:
 
     # -- app lifecycle ---------------------------------------------------------------------
 
-    def register_app(self, rec: AppRecord, manifest: AppManifest, *, actor: str = "install") -> None:
+    def register_app(
+        self, rec: AppRecord, manifest: AppManifest, *, actor: str = "install"
+    ) -> None:
         """Add ``rec`` to the registry and write its permissions, in one transaction."""
         with self.store.transaction() as txn:
             add_app(txn, rec)

@@ -29,12 +29,12 @@ from kaisec.types import AppClass
 
 __all__ = [
     "MANIFEST_FILENAMES",
-    "ManifestLimits",
     "AppManifest",
+    "ManifestLimits",
     "PermissionRequest",
-    "parse_manifest",
     "manifest_from_dict",
     "normalize_origin_name",
+    "parse_manifest",
 ]
 
 #: Where a package keeps its manifest (root of the ZIP or app folder), in order of preference.
@@ -138,9 +138,7 @@ class AppManifest:
         if self.requested_class is AppClass.CORE:
             b2g["core"] = True
         elif self.requested_class is not None:
-            b2g["type"] = {AppClass.SIGNED: "privileged", AppClass.PWA: "web"}[
-                self.requested_class
-            ]
+            b2g["type"] = {AppClass.SIGNED: "privileged", AppClass.PWA: "web"}[self.requested_class]
         if self.origin_name is not None:
             b2g["origin"] = self.origin_name
         if self.permissions:
@@ -193,7 +191,8 @@ class _Problems:
         lines = [f"{p}: {m}" for p, m, _ in self.items]
         if all(o for _, _, o in self.items):
             raise InvalidOriginError(
-                f"{filename}: {lines[0]}" + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
+                f"{filename}: {lines[0]}"
+                + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
                 problems=lines,
             )
         raise InvalidManifestError(
@@ -270,7 +269,9 @@ def manifest_from_dict(
         except CspProblem as exc:
             problems.add(fields.csp_path, str(exc))
     if fields.version is not None and not _VERSION.match(fields.version):
-        problems.add(fields.version_path, f"expected a dotted number like 1.2.0, got {fields.version!r}")
+        problems.add(
+            fields.version_path, f"expected a dotted number like 1.2.0, got {fields.version!r}"
+        )
     problems.raise_if_any(filename)
     return AppManifest(
         format="webapp" if legacy else "webmanifest",

@@ -62,7 +62,7 @@ class PermissionRow:
         return self.pwa
 
     def initial_action(self, app_class: AppClass) -> Action:
-        """What install writes when nothing is stored: PROMPT may start as a default prompt action."""
+        """What install writes when nothing is stored (a default prompt action may apply)."""
         action = self.action_for(app_class)
         if action is Action.PROMPT:
             return self.default_prompt_action.get(app_class, Action.PROMPT)

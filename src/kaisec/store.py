@@ -31,7 +31,7 @@ from typing import Any
 from kaisec._internal.generation import Generation
 from kaisec.types import Action, Expiry, Source
 
-__all__ = ["AuditEntry", "PermissionRow", "Store", "Txn", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "AuditEntry", "PermissionRow", "Store", "Txn"]
 
 log = logging.getLogger(__name__)
 

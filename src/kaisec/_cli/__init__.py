@@ -37,7 +37,9 @@ def cli(ctx: click.Context, home: str | None, verbose: int) -> None:
     """kaisec: the KaiOS app security framework."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = CliState(home_arg=home)
+    if not isinstance(ctx.obj, CliState):
+        ctx.obj = CliState()
+    ctx.obj.home_arg = home
 
 
 policy_cmds.register(cli)
@@ -47,8 +49,9 @@ package_cmds.register(cli)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 refused/failed, 2 usage)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    st = CliState()
     try:
-        rv = cli.main(args=args, prog_name="kaisec", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="kaisec", standalone_mode=False, obj=st)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.Abort:
@@ -61,9 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except KaisecError as exc:
-        ctx = click.get_current_context(silent=True)
-        state = ctx.find_object(CliState) if ctx is not None else None
-        emit_error(exc, json_mode=bool(state and state.json_mode))
+        emit_error(exc, json_mode=st.json_mode)
         return 1
     except BrokenPipeError:
         # stdout closed by the reader (``kaisec apps | head``): not an error of ours.

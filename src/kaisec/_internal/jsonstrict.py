@@ -63,14 +63,14 @@ def loads_strict(data: bytes | str, *, max_size: int, max_depth: int) -> Any:
         text = data
     text = text.removeprefix("\ufeff")
     try:
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except JsonProblem:
         raise
     except RecursionError as exc:
         raise JsonProblem(f"nested deeper than {max_depth} levels") from exc
     except json.JSONDecodeError as exc:
-        raise JsonProblem(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise JsonProblem(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
     _depth(value, max_depth)
     return value
