@@ -49,8 +49,9 @@ class Home:
         return self.root / "storage"
 
     def ensure(self) -> Home:
-        """Create the home directory (owner-only) if it is missing."""
+        """Create the home directory and its ``apps/`` (owner-only) if missing."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.apps_dir.mkdir(exist_ok=True, mode=0o700)
         return self
 
 

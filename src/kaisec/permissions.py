@@ -221,11 +221,15 @@ class PermissionTable:
         action = row.action_for(app_class)
         if action is Action.PROMPT:
             return "asked at first use; the user decides"
-        fallback = app_class is AppClass.CORE and row.core is None
-        who = f"{app_class.value} apps" + (" (as signed: no core value)" if fallback else "")
+        fallback = (
+            " (as signed: the row has no core value)"
+            if (app_class is AppClass.CORE and row.core is None)
+            else ""
+        )
+        one = "PWA" if app_class is AppClass.PWA else f"{app_class.value} app"
         if action is Action.ALLOW:
-            return f"granted to every {who}".replace("every pwa apps", "every PWA")
-        return f"not available to {who}".replace("pwa apps", "PWAs")
+            return f"granted to every {one}{fallback}"
+        return f"not available to {one}s{fallback}"
 
 
 @cache

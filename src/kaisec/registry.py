@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kaisec.errors import AppNotFoundError
@@ -43,13 +43,18 @@ class AppRecord:
     package_digest: str | None = None
     installed_at: float = 0.0
     updated_at: float = 0.0
-    display_name: str = field(default="", compare=False)
+
+    @property
+    def display_name(self) -> str:
+        """The name a person knows the app by (the manifest's), else its host label."""
+        name = self.manifest.get("name")
+        return name if isinstance(name, str) and name else self.name
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape used by ``apps --json`` and ``install --json``."""
         return {
             "id": self.id,
-            "name": self.display_name or str(self.manifest.get("name") or self.name),
+            "name": self.display_name,
             "origin": self.origin,
             "class": self.app_class.value,
             "version": self.version,
@@ -78,7 +83,6 @@ def _record(r: tuple[Any, ...]) -> AppRecord:
         package_digest=r[12],
         installed_at=r[13],
         updated_at=r[14],
-        display_name=str(manifest.get("name") or r[1]),
     )
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from kaisec.errors import KaisecError
 from kaisec.home import Home, resolve_home
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["CliState", "console", "emit_error", "print_json", "state"]
 
@@ -41,6 +43,8 @@ def state(json_mode: bool = False) -> CliState:
 
 
 def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console  # imported late: start-up time matters for scripts
+
     return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
 
 
