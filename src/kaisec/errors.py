@@ -20,10 +20,13 @@ __all__ = [
     "ConfigError",
     "CorruptPackageError",
     "DuplicateEntryError",
+    "DownloadError",
     "DuplicateOriginError",
     "EntryMissingError",
     "ImplicitPermissionError",
+    "InstallBusyError",
     "InstallError",
+    "InvalidKeyError",
     "InvalidManifestError",
     "InvalidOriginError",
     "InvalidSecurityLevelError",
@@ -41,6 +44,7 @@ __all__ = [
     "PinLockedError",
     "PinRequiredError",
     "PolicyError",
+    "ResourceNotFoundError",
     "SignatureError",
     "SignerMismatchError",
     "UninstallForbiddenError",
@@ -235,16 +239,40 @@ class AppNotFoundError(InstallError):
     code = "APP_NOT_FOUND"
 
 
+class ResourceNotFoundError(InstallError):
+    """An ``app://`` URL names nothing inside that app's package."""
+
+    code = "RESOURCE_NOT_FOUND"
+
+
 class UninstallForbiddenError(InstallError):
     """The app is preloaded and marked non-removable."""
 
     code = "UNINSTALL_FORBIDDEN"
 
 
+class DownloadError(InstallError):
+    """A manifest or package could not be fetched (network, status, size or time limit)."""
+
+    code = "DOWNLOAD_FAILED"
+
+
+class InstallBusyError(InstallError):
+    """Another install, update or uninstall holds the home's install lock."""
+
+    code = "INSTALL_BUSY"
+
+
 class ConfigError(KaisecError):
     """A configuration file (policy overrides, settings) is malformed."""
 
     code = "INVALID_CONFIG"
+
+
+class InvalidKeyError(KaisecError):
+    """A key or certificate given to kaisec is unreadable, of an unsupported kind, or mismatched."""
+
+    code = "INVALID_KEY"
 
 
 # --- permissions -----------------------------------------------------------------
