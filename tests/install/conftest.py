@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -111,9 +111,9 @@ def snapshot(home: Home) -> dict[str, Any]:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    routes: ClassVar[dict[str, tuple[int, dict[str, str], bytes]]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         status, headers, body = self.routes.get(self.path, (404, {}, b"not found"))
         self.send_response(status)
         for k, v in headers.items():
@@ -140,7 +140,7 @@ class WebServer:
 @pytest.fixture
 def web() -> Iterator[WebServer]:
     """A real HTTP server on loopback with programmable routes."""
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    routes: ClassVar[dict[str, tuple[int, dict[str, str], bytes]]] = {}
     handler = type("H", (_Handler,), {"routes": routes})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

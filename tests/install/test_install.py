@@ -304,8 +304,8 @@ def test_uninstall(home: Home, build: Builder, capsys: pytest.CaptureFixture[str
 
 
 def test_preloaded_is_not_removable(home: Home, build: Builder) -> None:
-    from kaisec.installer import Installer
     from kaisec.errors import UninstallForbiddenError
+    from kaisec.installer import Installer
 
     with Installer(home) as inst:
         doc = manifest_doc("System", core=True, origin="system")
