@@ -73,7 +73,7 @@ def run_doctor(installer: Installer, *, verify_signatures: bool = True) -> Docto
     """Recover, then check the home of ``installer``; never raises for what it finds."""
     from kaisec.package import verify_package
 
-    report = DoctorReport(recovered=installer.recover())
+    report = DoctorReport(recovered=installer.recover(full=True))
     store = installer.store
     for line in store.integrity_check():
         report.problems.append(Problem("database", "DATABASE_CORRUPT", line))

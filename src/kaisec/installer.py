@@ -12,9 +12,11 @@ Invariants (what makes each operation atomic):
   are written in one SQLite transaction. Update writes the new file beside
   the old one, commits, then deletes the old file. Uninstall commits the
   deletion first, then removes files.
-- A crash at any point leaves either the old committed state or the new
-  one, plus possibly files no row names; :meth:`Installer.recover` (run at
-  the start of every operation and by ``doctor``) deletes exactly those.
+- Before touching a file, an operation journals the paths it may create or
+  delete (``apps/.journal/``). A crash at any point leaves either the old
+  committed state or the new one, plus possibly journaled files no row
+  names; recovery, run at the start of every operation, deletes exactly
+  those (O(1) in the number of apps). ``doctor`` also scans every folder.
 - A refusal writes nothing but the audit log.
 """
 
@@ -24,6 +26,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -123,6 +126,7 @@ class Installer:
         self._now = now
         self.trust_dir = trust_dir or home.trust_dir
         self.staging = home.apps_dir / ".staging"
+        self.journal = home.apps_dir / ".journal"
 
     def close(self) -> None:
         if self._own_manager:
@@ -137,7 +141,7 @@ class Installer:
     # -- locking and recovery --------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, full: bool = False) -> Iterator[None]:
         # the lock is the apps directory itself (flock on a directory fd): no lock file to leave
         fd = os.open(self.home.apps_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -154,48 +158,100 @@ class Installer:
                             "another install, update or uninstall is running"
                         ) from exc
                     time.sleep(0.05)
-            self._recover_locked()
+            self._recover_locked(full=full)
             yield
         finally:
-            with contextlib.suppress(OSError):
-                self.staging.rmdir()  # only when empty: leave no trace of a refusal
+            for empty in (self.staging, self.journal):
+                with contextlib.suppress(OSError):
+                    empty.rmdir()  # only when empty: leave no trace of a refusal
             os.close(fd)  # releases the lock
 
-    def recover(self) -> list[str]:
-        """Remove what interrupted operations left behind; returns what was removed."""
-        with self._locked():
+    def recover(self, *, full: bool = False) -> list[str]:
+        """Remove what interrupted operations left behind; returns what was removed.
+
+        Every operation runs this first, cheaply: the staging area and the
+        intent journal only. ``full=True`` (doctor) also scans every app folder.
+        """
+        with self._locked(full=full):
             return list(self._recovered)
 
-    def _recover_locked(self) -> None:
+    @contextlib.contextmanager
+    def _intent(self, app_id: str, *paths: Path) -> Iterator[None]:
+        """Journal the paths an operation may create or delete, before touching any.
+
+        After the operation (or a crash), a journaled path stays only if the
+        committed row of ``app_id`` names it: its folder, its package, its data.
+        """
+        self.journal.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entry = self.journal / f"{secrets.token_hex(8)}.json"
+        rels = [str(p.relative_to(self.home.root)) for p in paths]
+        with open(entry, "x") as fh:
+            json.dump({"app": app_id, "paths": rels}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(self.journal)
+        try:
+            yield
+        finally:
+            self._settle(entry)
+
+    def _settle(self, entry: Path, removed: list[str] | None = None) -> None:
+        try:
+            data = json.loads(entry.read_text())
+            app_id, rels = str(data["app"]), [str(r) for r in data["paths"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            app_id, rels = "", []  # a torn entry: written before anything was touched
+        rows = self.store.read("SELECT package_digest FROM apps WHERE id = ?", (app_id,))
+        keep: set[Path] = set()
+        if rows:
+            keep = {self.home.apps_dir / app_id, self.home.storage_dir / "apps" / app_id}
+            if rows[0][0]:
+                keep.add(self.home.apps_dir / app_id / f"{rows[0][0]}.zip")
+        for rel in rels:
+            path = self.home.root / rel
+            if path not in keep and (path.exists() or path.is_symlink()):
+                _remove(path)
+                if removed is not None:
+                    removed.append(rel)
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+
+    def _recover_locked(self, *, full: bool = False) -> None:
         removed: list[str] = []
         if self.staging.exists():
             for child in self.staging.iterdir():
                 _remove(child)
                 removed.append(str(child.relative_to(self.home.root)))
+        if self.journal.exists():
+            for entry in sorted(self.journal.iterdir()):
+                self._settle(entry, removed)
+        if full:
+            self._scan(removed)
+        if removed:
+            log.warning("recovered from an interrupted operation: removed %s", removed)
+        self._recovered = removed
+
+    def _scan(self, removed: list[str]) -> None:
         rows = {rec.id: rec for rec in list_apps(self.store)}
-        if self.home.apps_dir.exists():
-            for app_dir in self.home.apps_dir.iterdir():
-                if app_dir.name.startswith("."):
-                    continue
-                rec = rows.get(app_dir.name)
-                if rec is None:
-                    _remove(app_dir)
-                    removed.append(str(app_dir.relative_to(self.home.root)))
-                    continue
-                keep = f"{rec.package_digest}.zip" if rec.package_digest else None
-                for item in app_dir.iterdir():
-                    if item.name != keep:
-                        _remove(item)
-                        removed.append(str(item.relative_to(self.home.root)))
+        for app_dir in self.home.apps_dir.iterdir():
+            if app_dir.name.startswith("."):
+                continue
+            rec = rows.get(app_dir.name)
+            if rec is None:
+                _remove(app_dir)
+                removed.append(str(app_dir.relative_to(self.home.root)))
+                continue
+            keep = f"{rec.package_digest}.zip" if rec.package_digest else None
+            for item in app_dir.iterdir():
+                if item.name != keep:
+                    _remove(item)
+                    removed.append(str(item.relative_to(self.home.root)))
         data_root = self.home.storage_dir / "apps"
         if data_root.exists():
             for data_dir in data_root.iterdir():
                 if data_dir.name not in rows:
                     _remove(data_dir)
                     removed.append(str(data_dir.relative_to(self.home.root)))
-        if removed:
-            log.warning("recovered from an interrupted operation: removed %s", removed)
-        self._recovered = removed
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -294,11 +350,17 @@ class Installer:
         base = name_from_manifest(manifest.name)
         if base in RESERVED_NAMES and not allow_reserved:
             base = f"{base}-app"
+        # one query for every name of this family: install time stays flat with many apps
+        stem = base[:58]
+        taken = {
+            str(r[0])
+            for r in self.store.read(
+                "SELECT name FROM apps WHERE name = ? OR name GLOB ?", (base, f"{stem}-[0-9]*")
+            )
+        }
         for i in range(1, 1000):
-            candidate = base if i == 1 else f"{base[:58]}-{i}"
-            if _LABEL_OK.match(candidate) and not self._taken(
-                name=candidate, origin=f"http://{candidate}.localhost"
-            ):
+            candidate = base if i == 1 else f"{stem}-{i}"
+            if _LABEL_OK.match(candidate) and candidate not in taken:
                 return candidate
         return f"app-{uuid.uuid4().hex[:12]}"
 
@@ -366,9 +428,6 @@ class Installer:
             origin = f"http://{name}.localhost"
             app_id = str(uuid.uuid4())
             final_dir = self.home.apps_dir / app_id
-            final_dir.mkdir(parents=True, mode=0o700)
-            staged.replace(final_dir / f"{digest}.zip")
-            _fsync_dir(final_dir)
             rec = AppRecord(
                 id=app_id,
                 name=name,
@@ -383,12 +442,12 @@ class Installer:
                 removable=removable and not preloaded,
                 package_digest=digest,
             )
-            _tell(progress, "committing", 0.9)
-            try:
+            with self._intent(app_id, final_dir):
+                final_dir.mkdir(parents=True, mode=0o700)
+                staged.replace(final_dir / f"{digest}.zip")
+                _fsync_dir(final_dir)
+                _tell(progress, "committing", 0.9)
                 self.manager.register_app(rec, manifest)
-            except BaseException:
-                _remove(final_dir)
-                raise
         except BaseException:
             _remove(staged)
             raise
@@ -533,7 +592,6 @@ class Installer:
     ) -> InstallResult:
         current = find_app(self.store, current.id)
         staged, digest = self._stage_copy(path)
-        new_file = None
         try:
             _tell(progress, "verifying", 0.3)
             manifest, app_class, signer, subject = self._verify_staged(
@@ -543,8 +601,7 @@ class Installer:
                 _agree(mini, manifest)
             self._check_update(current, manifest, signer, rotation)
             new_file = self.home.apps_dir / current.id / f"{digest}.zip"
-            staged.replace(new_file)
-            _fsync_dir(new_file.parent)
+            old = self.package_path(current)
             rec = replace(
                 current,
                 app_class=app_class,
@@ -554,16 +611,15 @@ class Installer:
                 signer_subject=subject,
                 package_digest=digest,
             )
-            _tell(progress, "committing", 0.9)
-            self.manager.update_registered_app(rec, manifest)
+            # the journal settles it: the row's digest decides which file stays
+            with self._intent(current.id, new_file, *([old] if old else [])):
+                staged.replace(new_file)
+                _fsync_dir(new_file.parent)
+                _tell(progress, "committing", 0.9)
+                self.manager.update_registered_app(rec, manifest)
         except BaseException:
             _remove(staged)
-            if new_file is not None and new_file.name != f"{current.package_digest}.zip":
-                _remove(new_file)
             raise
-        old = self.package_path(current)
-        if old is not None and old != new_file:
-            _remove(old)
         _tell(progress, "updated", 1.0)
         return InstallResult(rec, manifest.warnings)
 
@@ -650,9 +706,10 @@ class Installer:
                 raise UninstallForbiddenError(
                     f"{rec.name} is preloaded and cannot be uninstalled", app=rec.name
                 )
-            self.manager.unregister_app(rec)
-            _remove(self.home.apps_dir / rec.id)
-            _remove(self.home.storage_dir / "apps" / rec.id)
+            with self._intent(
+                rec.id, self.home.apps_dir / rec.id, self.home.storage_dir / "apps" / rec.id
+            ):
+                self.manager.unregister_app(rec)
         return rec
 
 
