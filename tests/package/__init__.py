@@ -1,0 +1,1 @@
+"""Tests of the package layer: ZIP reading/writing, signatures."""
