@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "CorruptPackageError",
     "DuplicateEntryError",
+    "DeviceError",
     "DownloadError",
     "DuplicateOriginError",
     "EntryMissingError",
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidManifestError",
     "InvalidOriginError",
+    "InvalidRequestError",
     "InvalidSecurityLevelError",
     "InvalidSignatureError",
     "KaisecError",
@@ -304,6 +306,21 @@ class UnknownPermissionError(PolicyError):
     """The name is not a permission of the table (nor a default permission)."""
 
     code = "UNKNOWN_PERMISSION"
+
+
+# --- the device (simulated hardware) and the gateway --------------------------------
+
+
+class DeviceError(KaisecError):
+    """The device refused or failed an operation; ``reason`` says which (e.g. NO_SIM, NOT_FOUND)."""
+
+    code = "DEVICE_ERROR"
+
+
+class InvalidRequestError(KaisecError):
+    """A gateway request is malformed: bad JSON, unknown service or method, wrong parameters."""
+
+    code = "INVALID_REQUEST"
 
 
 # --- the user's credential --------------------------------------------------------
