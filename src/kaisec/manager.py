@@ -292,6 +292,43 @@ class PermissionManager:
         """
         action = Action(action)
         expiry = Expiry(expiry)
+        self._check_change(origin, permission, action, expiry, duration)
+        if action is Action.ALLOW:
+            self.pins.verify(pin, actor=actor)
+        self._store_answer(origin, permission, action, expiry, duration, actor)
+
+    def answer_prompt(
+        self,
+        origin: str,
+        permission: str,
+        action: Action,
+        *,
+        expiry: Expiry = Expiry.NEVER,
+        duration: float | None = None,
+        actor: str = "prompt",
+    ) -> None:
+        """Persist the user's answer to a runtime prompt ("remember my choice").
+
+        The same rules as :meth:`set` (explicit and requested permissions only),
+        but no PIN: the user is answering the app's request on the device's
+        own prompt screen, not changing a setting.
+
+        Raises:
+            AppNotFoundError, UnknownPermissionError, NotRequestedError,
+            ImplicitPermissionError, ValueError: as :meth:`set`.
+        """
+        action, expiry = Action(action), Expiry(expiry)
+        self._check_change(origin, permission, action, expiry, duration)
+        self._store_answer(origin, permission, action, expiry, duration, actor)
+
+    def _check_change(
+        self,
+        origin: str,
+        permission: str,
+        action: Action,
+        expiry: Expiry,
+        duration: float | None,
+    ) -> None:
         if expiry is Expiry.ONCE and action is not Action.ALLOW:
             raise ValueError("a one-time answer can only allow")
         if expiry is Expiry.UNTIL and (duration is None or duration <= 0):
@@ -309,8 +346,16 @@ class PermissionManager:
                 f"({self.table.explain(permission, app[0])}); it cannot be changed",
                 permission=permission,
             )
-        if action is Action.ALLOW:
-            self.pins.verify(pin, actor=actor)
+
+    def _store_answer(
+        self,
+        origin: str,
+        permission: str,
+        action: Action,
+        expiry: Expiry,
+        duration: float | None,
+        actor: str,
+    ) -> None:
         with self.store.transaction() as txn:
             if txn.get_permission(origin, permission) is None:
                 raise NotRequestedError(
