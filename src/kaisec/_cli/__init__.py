@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from kaisec import __version__
-from kaisec._cli import app_cmds, package_cmds, policy_cmds
+from kaisec._cli import app_cmds, daemon_cmds, package_cmds, policy_cmds
 from kaisec._cli._common import CliState, emit_error
 from kaisec.errors import KaisecError
 
@@ -45,6 +45,7 @@ def cli(ctx: click.Context, home: str | None, verbose: int) -> None:
 policy_cmds.register(cli)
 package_cmds.register(cli)
 app_cmds.register(cli)
+daemon_cmds.register(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
