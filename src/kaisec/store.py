@@ -326,10 +326,11 @@ class Store:
             txn = Txn(self._conn, self.clock)
             try:
                 yield txn
+                self._retry(lambda: self._conn.execute("COMMIT"))
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._retry(lambda: self._conn.execute("COMMIT"))
         if txn.changed:
             self.generation.bump()
             for cb in list(self._subscribers):

@@ -13,7 +13,11 @@ from kaisec._cli._common import state
 @click.option("--emergency", multiple=True, help="Another emergency number (112, 911 always).")
 @click.option("--prompt-timeout", default=30.0, show_default=True, type=float,
               help="Seconds before an unanswered prompt denies.")  # fmt: skip
-def serve_cmd(host: str, port: int, emergency: tuple[str, ...], prompt_timeout: float) -> None:
+@click.option("--rate", default=500.0, show_default=True, type=click.FloatRange(min=1),
+              help="Messages per second a session may send (bursts of twice that).")  # fmt: skip
+def serve_cmd(
+    host: str, port: int, emergency: tuple[str, ...], prompt_timeout: float, rate: float
+) -> None:
     """Serve installed apps at http://<name>.localhost:PORT/ and the API gateway."""
     from kaisec.daemon import DaemonConfig, serve
 
@@ -27,7 +31,12 @@ def serve_cmd(host: str, port: int, emergency: tuple[str, ...], prompt_timeout: 
     serve(
         home,
         DaemonConfig(
-            host=host, port=port, emergency_numbers=emergency, prompt_timeout=prompt_timeout
+            host=host,
+            port=port,
+            emergency_numbers=emergency,
+            prompt_timeout=prompt_timeout,
+            rate=rate,
+            burst=2 * rate,
         ),
     )
 

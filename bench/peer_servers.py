@@ -1,0 +1,36 @@
+"""Peers for bench_gateway.py on the same stack (Starlette + uvicorn): a bare WebSocket
+echo server and Starlette's StaticFiles. Run: python bench/peer_servers.py echo|static PORT [DIR]"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from kaisec.daemon.app import ws_implementation
+
+
+async def echo(ws: WebSocket) -> None:
+    await ws.accept()
+    try:
+        while True:
+            await ws.send_text(await ws.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
+def main() -> None:
+    mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "echo":
+        app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    else:
+        app = Starlette(routes=[Mount("/", StaticFiles(directory=sys.argv[3]))])
+    uvicorn.run(app, host="127.0.0.1", port=port, ws=ws_implementation(), log_level="warning")  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
