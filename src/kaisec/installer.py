@@ -693,6 +693,15 @@ class Installer:
 
     # -- uninstall -----------------------------------------------------------------------------
 
+    def _forget_device_data(self, origin: str) -> None:
+        """The app's files in device storage go with it (a reinstall starts empty)."""
+        if not _device_db(self.home).exists():
+            return  # the device was never used: nothing of the app can be there
+        from kaisec.device import open_device
+
+        with open_device(self.home) as device:
+            device.storage.remove_owner(origin)
+
     def uninstall(self, app_key: str) -> AppRecord:
         """Remove an app: its package, its row, its permissions and its private data.
 
@@ -710,7 +719,12 @@ class Installer:
                 rec.id, self.home.apps_dir / rec.id, self.home.storage_dir / "apps" / rec.id
             ):
                 self.manager.unregister_app(rec)
+            self._forget_device_data(rec.origin)
         return rec
+
+
+def _device_db(home: Home) -> Path:
+    return home.storage_dir / "device.db"
 
 
 def _manifest_file(manifest: AppManifest) -> str:

@@ -322,3 +322,38 @@ def test_every_decision_is_audited(daemon: Daemon) -> None:
         mgr.close()
     assert ("contacts:read", "allow", "contacts.find") in log
     assert ("telephony", "deny", "telephony.calls") in log
+
+
+def test_uninstall_takes_the_apps_files_along(daemon: Daemon, build) -> None:  # type: ignore[no-untyped-def]
+    from kaisec.installer import Installer
+
+    from ..install.conftest import manifest_doc
+
+    perms = {"device-storage:pictures": {"description": "p", "access": "readcreate"}}
+
+    def grant() -> None:
+        mgr = PermissionManager.open(daemon.home)
+        for perm in ("device-storage:pictures:read", "device-storage:pictures:create"):
+            mgr.set("http://album.localhost", perm, Action.ALLOW)
+        mgr.close()
+
+    with Installer(daemon.home) as inst:
+        inst.install(build(manifest_doc("Album", permissions=perms)))
+    grant()
+
+    async def put() -> None:
+        async with await session(daemon, "album") as api:
+            await api.storage.add(
+                area="pictures", name="me.png", data=base64.b64encode(b"x").decode()
+            )
+
+    async def names() -> list[str]:
+        async with await session(daemon, "album") as api:
+            return [f["name"] for f in await api.storage.list(area="pictures")]
+
+    run(put())
+    with Installer(daemon.home) as inst:
+        inst.uninstall("album")
+        inst.install(build(manifest_doc("Album", permissions=perms)))  # same origin again
+    grant()
+    assert run(names()) == []

@@ -121,9 +121,7 @@ class Runtime:
         from kaisec.installer import Installer
 
         with Installer(self.home, manager=self.manager) as inst:
-            rec = inst.uninstall(key)
-        self.device.storage.remove_owner(rec.origin)
-        return rec
+            return inst.uninstall(key)
 
 
 # --- HTTP endpoints ----------------------------------------------------------------
