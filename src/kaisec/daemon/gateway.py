@@ -257,11 +257,19 @@ class _Session:
             self._malformed(req_id, exc.message)
             return
         what = f"{service.name}.{msg['method']}"
-        task = asyncio.get_running_loop().create_task(
-            self._call(req_id, service.name, what, method, params)
-        )
+        call = self._call(req_id, service.name, what, method, params)
+        if not method.slow and not self._may_prompt(service.gate, method, params):
+            await call  # the common case, answered in order without a task
+            return
+        # a call that may wait (on the user, on an install) must not hold up the session
+        task = asyncio.get_running_loop().create_task(call)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _may_prompt(self, gate: str | None, method: Any, params: dict[str, Any]) -> bool:
+        check = self.runtime.manager.check
+        perm = method.permission(params) if callable(method.permission) else method.permission
+        return any(p and check(self.origin, p, use=False) is Action.PROMPT for p in (gate, perm))
 
     def _malformed(self, req_id: Any, message: str) -> None:
         self.malformed += 1

@@ -52,6 +52,8 @@ class Method:
     handler: Handler
     permission: str | PermissionFor | None = None
     params: Mapping[str, Param] = field(default_factory=dict)
+    #: may wait long (an install, a confirmation): run apart so the session goes on
+    slow: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,7 +353,7 @@ SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
         Service("telephony", "telephony", {
-            "dial": Method(tel_dial, params={"number": _s(max_len=32)}),
+            "dial": Method(tel_dial, params={"number": _s(max_len=32)}, slow=True),
             "hangUp": Method(tel_hang_up, params={"call": _s(max_len=64)}),
             "calls": Method(tel_calls),
             "isEmergency": Method(tel_emergency, params={"number": _s(max_len=32)}),
@@ -407,8 +409,8 @@ SERVICES: dict[str, Service] = {
         }),
         Service("apps", "webapps-manage", {
             "list": Method(apps_list),
-            "install": Method(apps_install, params={"url": _s(max_len=2048)}),
-            "uninstall": Method(apps_uninstall, params={"app": _s(max_len=256)}),
+            "install": Method(apps_install, params={"url": _s(max_len=2048)}, slow=True),
+            "uninstall": Method(apps_uninstall, params={"app": _s(max_len=256)}, slow=True),
         }),
         Service("permissions", "permissions", {
             "list": Method(perms_list, params={"app": _s(max_len=256)}),
