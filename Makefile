@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m compileall -q src >/dev/null  # start-up time: bytecode even where PYTHONDONTWRITEBYTECODE is set
 	@touch $(STAMP)
 
 run: $(STAMP)
