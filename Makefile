@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kaisec-installed
 
-.PHONY: run test lint typecheck unit bench fuzz clean system-deps
+.PHONY: run tour test lint typecheck unit bench fuzz clean system-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/kaisec --home .kaisec-home demo
+
+tour: $(STAMP)
 	$(BIN)/python examples/tour.py
 
 system-deps:

@@ -41,6 +41,60 @@ def serve_cmd(
     )
 
 
+@click.command("demo")
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--weather-port", default=8090, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the hosted weather PWA's own server.")  # fmt: skip
+@click.option("--provision-only", is_flag=True, help="Set the device up, then exit.")
+def demo_cmd(port: int, weather_port: int, provision_only: bool) -> None:
+    """A development phone: first-start provisioning, the weather PWA's server, the daemon."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from kaisec.daemon import DaemonConfig, serve
+    from kaisec.errors import AppNotFoundError
+    from kaisec.installer import Installer
+    from kaisec.provision import provision, weather_app
+    from kaisec.registry import find_app
+
+    home = state().home
+    done = provision(home)
+    if done.installed:
+        click.echo(f"first start: installed {', '.join(done.installed)} (keys in {done.keys_dir})")
+    if provision_only:
+        return
+    weather = uvicorn.Server(
+        uvicorn.Config(
+            weather_app(daemon_port=port),  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=weather_port,
+            log_level="warning",
+        )
+    )
+    threading.Thread(target=weather.run, daemon=True).start()
+    origin = f"http://127.0.0.1:{weather_port}"
+    deadline = time.monotonic() + 10
+    while not weather.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with Installer(home) as inst:
+        try:
+            find_app(inst.store, origin)
+        except AppNotFoundError:
+            inst.install(f"{origin}/manifest.webmanifest")
+    click.echo(
+        "\nkaisec demo phone (open these in Chromium):\n"
+        f"  system app  http://system.localhost:{port}/\n"
+        f"  dialer      http://dialer.localhost:{port}/\n"
+        f"  contacts    http://contacts.localhost:{port}/\n"
+        f"  weather     {origin}/   (a hosted PWA)\n"
+        f"home: {home.root}   stop: Ctrl-C\n"
+    )
+    serve(home, DaemonConfig(port=port))
+
+
 def register(group: click.Group) -> None:
     """Add this module's commands to the ``kaisec`` group."""
     group.add_command(serve_cmd)
+    group.add_command(demo_cmd)

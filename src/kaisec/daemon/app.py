@@ -225,6 +225,12 @@ async def files_endpoint(request: Request) -> Response:
             return JSONResponse({"kaisec": "daemon", "system": rt.sites.system_origin + "/"})
         return _not_found()
     assert site.app is not None
+    if request.url.path == "/.kaisec/kaisec.js":  # the client, also from the app's own origin
+        return Response(
+            _client_js(),
+            media_type="text/javascript; charset=utf-8",
+            headers={"x-content-type-options": "nosniff", "cache-control": "no-cache"},
+        )
     return rt.appserver.serve(request, site.app)
 
 
