@@ -357,3 +357,33 @@ def test_uninstall_takes_the_apps_files_along(daemon: Daemon, build) -> None:  #
         inst.install(build(manifest_doc("Album", permissions=perms)))  # same origin again
     grant()
     assert run(names()) == []
+
+
+def test_system_app_manages_pin_and_developer_mode(daemon: Daemon) -> None:
+    async def go() -> None:
+        async with (
+            await session(daemon, "system") as system,
+            await session(daemon, "contacts") as c,
+        ):
+            assert (await system.permissions.developerMode())["on"] is False
+            assert (await system.permissions.setPin(new="2468"))["set"] is True
+            with pytest.raises(GatewayError) as info:
+                await system.permissions.developerMode(on=True)
+            assert info.value.code == "PIN_REQUIRED"
+            assert (await system.permissions.developerMode(on=True, pin="2468"))["on"] is True
+            with pytest.raises(GatewayError) as info:
+                await system.permissions.set(app="contacts", permission="camera", action="allow")
+            assert info.value.code == "PIN_REQUIRED"
+            await system.permissions.set(
+                app="contacts", permission="camera", action="allow", pin="2468"
+            )
+            with pytest.raises(GatewayError) as info:  # implicit: nobody may change it
+                await system.permissions.set(
+                    app="contacts", permission="contacts:read", action="deny"
+                )
+            assert info.value.code == "IMPLICIT_PERMISSION"
+            with pytest.raises(PermissionDenied) as denied:  # only the system app holds it
+                await c.permissions.setPin(new="1111", old="2468")
+            assert denied.value.permission == "permissions"
+
+    run(go())

@@ -344,6 +344,24 @@ async def perms_audit(ctx: CallContext, p: dict[str, Any]) -> Any:
     return [e.to_dict() for e in entries]
 
 
+async def perms_developer_mode(ctx: CallContext, p: dict[str, Any]) -> Any:
+    from kaisec.installer import Installer
+
+    with Installer(ctx.runtime.home, manager=ctx.runtime.manager) as inst:
+        if p.get("on") is not None:
+            await asyncio.to_thread(inst.set_developer_mode, bool(p["on"]), pin=p.get("pin"))
+        return {"on": inst.developer_mode()}
+
+
+async def perms_set_pin(ctx: CallContext, p: dict[str, Any]) -> Any:
+    pins = ctx.runtime.manager.pins
+    try:
+        await asyncio.to_thread(pins.set, p["new"], current=p.get("old"))
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from exc
+    return {"set": True}
+
+
 async def perms_table(ctx: CallContext, p: dict[str, Any]) -> Any:
     return [r.to_dict() for r in ctx.runtime.manager.table.rows.values()]
 
@@ -425,6 +443,10 @@ SERVICES: dict[str, Service] = {
                                                  "permission": _s(False, 128),
                                                  "limit": Param("int", False)}),
             "table": Method(perms_table),
+            "developerMode": Method(perms_developer_mode, params={"on": Param("bool", False),
+                                                                  "pin": _s(False, 32)}, slow=True),
+            "setPin": Method(perms_set_pin, params={"new": _s(max_len=32), "old": _s(False, 32)},
+                             slow=True),
         }),
     )
 }  # fmt: skip
