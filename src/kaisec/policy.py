@@ -5,7 +5,8 @@ might provide a systems management application [with] the ability to phone
 the operator". The policy file (``policy.toml`` in the home) says so::
 
     # granted, even to core apps, only to apps an [[app]] entry names
-    restricted = ["telephony"]
+    # (the default: telephony, and the system app's permissions and webapps-manage)
+    restricted = ["telephony", "permissions", "webapps-manage"]
 
     [[app]]
     origin = "http://dialer.localhost"
@@ -75,7 +76,7 @@ class AppOverride:
 class Policy:
     """Restricted permissions and per-app overrides."""
 
-    restricted: frozenset[str] = frozenset({"telephony"})
+    restricted: frozenset[str] = frozenset({"telephony", "permissions", "webapps-manage"})
     overrides: tuple[AppOverride, ...] = field(default_factory=tuple)
 
     @classmethod
