@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from kaisec import __version__
-from kaisec._cli import app_cmds, daemon_cmds, package_cmds, policy_cmds
+from kaisec._cli import app_cmds, daemon_cmds, lint_cmds, package_cmds, policy_cmds
 from kaisec._cli._common import CliState, emit_error
 from kaisec.errors import KaisecError
 
@@ -46,6 +46,7 @@ policy_cmds.register(cli)
 package_cmds.register(cli)
 app_cmds.register(cli)
 daemon_cmds.register(cli)
+lint_cmds.register(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
