@@ -20,6 +20,7 @@ change counter moves (any process's commit), and never holds a one-time grant.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -154,6 +155,31 @@ class PermissionManager:
         info = (AppClass(rows[0][0]), rows[0][1]) if rows else None
         self._apps[origin] = info
         return info
+
+    def requested(self, origin: str) -> frozenset[str]:
+        """The expanded permissions the installed manifest of ``origin`` requests now.
+
+        A stored row is not proof of a request: an update keeps a deny the user
+        gave to a permission the new version no longer asks for.
+        """
+        rows = self.store.read("SELECT manifest FROM apps WHERE origin = ?", (origin,))
+        if not rows:
+            return frozenset()
+        doc = json.loads(rows[0][0])
+        features = doc.get("b2g_features") if isinstance(doc, dict) else None
+        perms = features.get("permissions") if isinstance(features, dict) else None
+        out: set[str] = set()
+        if isinstance(perms, dict):
+            for name, req in perms.items():
+                row = self.table.rows.get(name)
+                access = req.get("access") if isinstance(req, dict) else None
+                if row is None:
+                    continue
+                try:
+                    out.update(row.expand(access if isinstance(access, str) else None))
+                except ValueError:
+                    continue
+        return frozenset(out)
 
     def _current_boot(self) -> str:
         if self._boot is None:
@@ -357,7 +383,10 @@ class PermissionManager:
         actor: str,
     ) -> None:
         with self.store.transaction() as txn:
-            if txn.get_permission(origin, permission) is None:
+            if (
+                txn.get_permission(origin, permission) is None
+                or permission not in self.requested(origin)
+            ):
                 raise NotRequestedError(
                     f"{origin} does not request {permission} in its manifest",
                     permission=permission,

@@ -359,3 +359,22 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer"):
         PermissionManager.open(Home(tmp_path))
+
+
+def test_a_kept_deny_of_a_dropped_request_cannot_become_allow(
+    manager: PermissionManager, register: RegisterFn
+) -> None:
+    """Regression (found by the property tests): an update keeps the user's deny of a
+    permission the new version no longer requests; flipping that row to allow must fail."""
+    app = register("w", AppClass.PWA, {"audio-capture": None, "camera": None})
+    manager.set(app.origin, "audio-capture", D)
+    new = parse_manifest(json.dumps(make_manifest({"camera": None})).encode())
+    manager.update_registered_app(
+        AppRecord(app.id, app.name, app.origin, app.app_class, new.to_dict()), new
+    )
+    assert _actions(manager, app.origin)["audio-capture"] is D  # the deny is kept
+    with pytest.raises(NotRequestedError):
+        manager.set(app.origin, "audio-capture", A)
+    with pytest.raises(NotRequestedError):
+        manager.answer_prompt(app.origin, "audio-capture", A)
+    assert manager.check(app.origin, "audio-capture") is D
