@@ -383,9 +383,8 @@ class PermissionManager:
         actor: str,
     ) -> None:
         with self.store.transaction() as txn:
-            if (
-                txn.get_permission(origin, permission) is None
-                or permission not in self.requested(origin)
+            if txn.get_permission(origin, permission) is None or permission not in self.requested(
+                origin
             ):
                 raise NotRequestedError(
                     f"{origin} does not request {permission} in its manifest",
