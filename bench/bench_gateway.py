@@ -247,8 +247,8 @@ def main() -> int:
         "| measurement | kaisec | peer | ratio | goal |",
         "|---|---|---|---|---|",
         f"| calls/s, 1 session (p50 / p99 ms) | {s1['gateway_calls_per_s']} "
-        f"({s1['gateway_p50_ms']} / {s1['gateway_p99_ms']}) | echo {s1['echo_calls_per_s']} ({s1['echo_p50_ms']} / "
-        f"{s1['echo_p99_ms']}) | {s1['ratio']}x | >= 0.6x |",
+        f"({s1['gateway_p50_ms']} / {s1['gateway_p99_ms']}) | echo {s1['echo_calls_per_s']} "
+        f"({s1['echo_p50_ms']} / {s1['echo_p99_ms']}) | {s1['ratio']}x | >= 0.6x |",
         f"| calls/s, 64 sessions (p50 / p99 ms) | {s64['gateway_calls_per_s']} "
         f"({s64['gateway_p50_ms']} / {s64['gateway_p99_ms']}) | echo {s64['echo_calls_per_s']} "
         f"({s64['echo_p50_ms']} / {s64['echo_p99_ms']}) | {s64['ratio']}x | >= 0.6x |",
