@@ -59,6 +59,7 @@ class AppRecord:
             "class": self.app_class.value,
             "version": self.version,
             "signer": self.signer,
+            "signer_subject": self.signer_subject,
             "source": self.source,
             "state": self.state,
             "removable": self.removable,

@@ -23,7 +23,7 @@ def test_installed_apps_uninstall_and_install_from_a_url(phone: Phone, plain_sit
     contacts = system.locator("#app-list li[data-name='Contacts']")
     expect(contacts.locator(".badge")).to_have_text("signed")
     expect(contacts.locator(".meta")).to_contain_text("version 1.0.0")
-    expect(contacts.locator(".meta")).to_contain_text("signer key")
+    expect(contacts.locator(".meta")).to_contain_text("signed by CN=kaisec dev store signer")
     expect(contacts.locator(".origin")).to_have_text(f"http://contacts.localhost:{phone.port}")
     expect(system.locator("#app-list li[data-name='Dialer'] .badge")).to_have_text("core")
     weather = system.locator("#app-list li[data-name='Weather']")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import socket
 import threading
@@ -134,4 +135,7 @@ def daemon(tmp_path: Path, build: Builder, pki: DevPki, web: WebServer) -> Itera
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    """Run a coroutine on a fresh loop in its own thread (a Playwright test in the same
+    worker may have left an event loop running in this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -23,7 +23,7 @@ from kaisec.manager import PermissionManager
 from kaisec.types import Action
 
 from ..install.conftest import Builder, WebServer
-from .conftest import free_port, install_demo_apps
+from .conftest import free_port, install_demo_apps, run
 
 SESSIONS = 64
 CALLS = 2_000
@@ -142,14 +142,14 @@ def test_many_sessions_no_wrong_decision(
     daemon_process: tuple[Home, int, subprocess.Popen[bytes], str],
 ) -> None:
     _home, port, proc, pwa = daemon_process
-    asyncio.run(_load(port, pwa, 8, 100))  # warm up
+    run(_load(port, pwa, 8, 100))  # warm up
     before = rss_kib(proc.pid)
-    stats = asyncio.run(_load(port, pwa, SESSIONS, CALLS))
+    stats = run(_load(port, pwa, SESSIONS, CALLS))
     after = rss_kib(proc.pid)
     assert stats["wrong"] == 0 and stats["errors"] == 0, stats
     assert stats["ok"] + stats["denied"] + stats["prompted"] == SESSIONS * CALLS
     assert stats["prompted"] > 1000 and stats["denied"] > 10_000
-    stats2 = asyncio.run(_load(port, pwa, SESSIONS, CALLS // 4))
+    stats2 = run(_load(port, pwa, SESSIONS, CALLS // 4))
     assert stats2["wrong"] == 0
     final = rss_kib(proc.pid)
     # memory stays flat: a second round does not grow the daemon
@@ -171,7 +171,7 @@ def test_idle_half_open_connections(
         async with await Client.connect(port=port, app="contacts") as api:
             assert await api.contacts.find() == []
 
-    asyncio.run(still_serving())
+    run(still_serving())
     r = httpx.get(
         f"http://127.0.0.1:{port}/index.html",
         headers={"Host": f"contacts.localhost:{port}"},

@@ -44,6 +44,7 @@ class Prompt:
     icon: str | None
     reason: str
     remember_allowed: bool
+    timeout: float
     future: asyncio.Future[Answer] = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class Prompt:
             "icon": self.icon,
             "reason": self.reason,
             "remember_allowed": self.remember_allowed,
+            "expires_in": self.timeout,
         }
 
 
@@ -114,6 +116,7 @@ class PromptBroker:
                 icon=icon,
                 reason=reason,
                 remember_allowed=remember_allowed,
+                timeout=self.timeout,
                 future=loop.create_future(),
             )
             self._pending[prompt.id] = prompt

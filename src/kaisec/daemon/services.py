@@ -291,9 +291,21 @@ async def apps_uninstall(ctx: CallContext, p: dict[str, Any]) -> Any:
 async def perms_list(ctx: CallContext, p: dict[str, Any]) -> Any:
     mgr = ctx.runtime.manager
     app = mgr.app(p["app"])
+    features = app.manifest.get("b2g_features")
+    requests = features.get("permissions") if isinstance(features, dict) else None
+    requests = requests if isinstance(requests, dict) else {}
+
+    def description(permission: str) -> str | None:
+        row = mgr.table.find(permission)
+        entry = requests.get(row.name if row else permission)
+        return entry.get("description") if isinstance(entry, dict) else None
+
     return {
         "app": app.to_dict(),
-        "permissions": {s.permission: s.to_dict() for s in mgr.permissions(app.origin)},
+        "permissions": {
+            s.permission: s.to_dict() | {"description": description(s.permission)}
+            for s in mgr.permissions(app.origin)
+        },
     }
 
 

@@ -70,8 +70,10 @@
       this.pending = new Map();
       this.listeners = new Map();
       this.ws = null;
+      this.ready = false;
       this.info = null;
       this.closed = false;
+      this.retryDelay = 500;
       return new Proxy(this, {
         get(target, prop, receiver) {
           if (prop in target || typeof prop === "symbol") return Reflect.get(target, prop, receiver);
@@ -86,6 +88,7 @@
     }
 
     async open() {
+      this.ready = false;
       const token = await fetchToken();
       const ws = new WebSocket(wsUrl());
       this.ws = ws;
@@ -97,6 +100,8 @@
           const msg = JSON.parse(ev.data);
           if (msg.ready) {
             this.info = msg;
+            this.ready = true;
+            this.retryDelay = 500;
             ws.onmessage = (e) => this._dispatch(JSON.parse(e.data));
             ws.onclose = (e) => this._closed(e);
             resolve();
@@ -128,14 +133,24 @@
       for (const waiter of this.pending.values()) waiter.reject(new ConnectionClosed(ev.code, ev.reason));
       this.pending.clear();
       this.ws = null;
-      // reconnect with a fresh token, unless we were refused or asked to stop
+      this.ready = false;
+      // reconnect with a fresh token, backing off, unless we were refused or asked to stop
       if (!this.closed && this.options.reconnect !== false && ev.code !== 4401) {
-        setTimeout(() => this.open().catch(() => {}), 500);
+        this._retry();
       }
     }
 
+    _retry() {
+      const delay = this.retryDelay;
+      this.retryDelay = Math.min(this.retryDelay * 2, 10000);
+      setTimeout(() => {
+        if (this.closed) return;
+        this.open().catch(() => this._retry());
+      }, delay);
+    }
+
     call(service, method, params) {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      if (!this.ws || !this.ready || this.ws.readyState !== WebSocket.OPEN) {
         return Promise.reject(new ConnectionClosed(0, "not connected"));
       }
       const id = this.nextId++;
