@@ -488,14 +488,21 @@ class PermissionManager:
         for name in self.table.default_permissions:
             txn.put_permission(rec.origin, name, Action.ALLOW, source=Source.TABLE)
         for name, base in wanted.items():
-            table_action = self.table.rows[base].action_for(cls)
+            row = self.table.rows[base]
+            table_action = row.action_for(cls)
             existing = txn.get_permission(rec.origin, name)
-            if existing is not None and (
-                existing.source is Source.USER
-                or existing.action is Action.DENY
-                or table_action is Action.PROMPT
-            ):
-                continue
+            if existing is not None:
+                if existing.action is Action.DENY:
+                    continue  # every deny is kept
+                if existing.source is Source.USER and table_action is Action.PROMPT:
+                    continue  # the user's answer, still the user's to give for this class
+                if (
+                    existing.source is not Source.USER
+                    and table_action is Action.PROMPT
+                    and existing.action is row.initial_action(cls)
+                ):
+                    continue  # unanswered, or a default prompt action of this same class
+            # new requests, and rows the class no longer explains (a class change): the table
             txn.put_permission(rec.origin, name, table_action, source=Source.TABLE)
         txn.audit(rec.origin, "*", "update", actor=actor, detail=f"class={cls.value}")
 

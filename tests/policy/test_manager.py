@@ -378,3 +378,21 @@ def test_a_kept_deny_of_a_dropped_request_cannot_become_allow(
     with pytest.raises(NotRequestedError):
         manager.answer_prompt(app.origin, "audio-capture", A)
     assert manager.check(app.origin, "audio-capture") is D
+
+
+def test_an_update_to_a_lower_class_grants_no_more_than_a_fresh_install(
+    manager: PermissionManager, register: RegisterFn
+) -> None:
+    """Regression (found by the property tests): a core app's table allow of a permission
+    that is prompt for PWAs survived an update that made the app a PWA."""
+    app = register("x", AppClass.CORE, {"audio-capture": None, "geolocation": None})
+    assert manager.check(app.origin, "audio-capture") is A
+    manager.set(app.origin, "geolocation", A)
+    same = parse_manifest(
+        json.dumps(make_manifest({"audio-capture": None, "geolocation": None})).encode()
+    )
+    manager.update_registered_app(
+        AppRecord(app.id, app.name, app.origin, AppClass.PWA, same.to_dict()), same
+    )
+    assert manager.check(app.origin, "audio-capture") is P  # as for a fresh PWA
+    assert manager.check(app.origin, "geolocation") is A  # the user's answer stays
