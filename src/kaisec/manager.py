@@ -488,8 +488,8 @@ class PermissionManager:
         for name in self.table.default_permissions:
             txn.put_permission(rec.origin, name, Action.ALLOW, source=Source.TABLE)
         for name, base in wanted.items():
-            row = self.table.rows[base]
-            table_action = row.action_for(cls)
+            table_row = self.table.rows[base]
+            table_action = table_row.action_for(cls)
             existing = txn.get_permission(rec.origin, name)
             if existing is not None:
                 if existing.action is Action.DENY:
@@ -499,7 +499,7 @@ class PermissionManager:
                 if (
                     existing.source is not Source.USER
                     and table_action is Action.PROMPT
-                    and existing.action is row.initial_action(cls)
+                    and existing.action is table_row.initial_action(cls)
                 ):
                     continue  # unanswered, or a default prompt action of this same class
             # new requests, and rows the class no longer explains (a class change): the table
