@@ -45,9 +45,11 @@ import random
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -284,23 +286,28 @@ def measure(
     budget_s: float,
     min_batches: int,
     max_batches: int,
+    into: Timing | None = None,
 ) -> Timing:
-    """Per-batch means over ``sample``; the batch shrinks for slow contenders so that
-    one batch takes about a tenth of a second at most."""
+    """Per-batch means over ``sample`` (added to ``into`` if given); the batch shrinks
+    for slow contenders so that one batch takes about a tenth of a second at most."""
     pilot = sample[:5]
     t0 = time.perf_counter_ns()
     run(pilot)
     per_call = (time.perf_counter_ns() - t0) / len(pilot)
     size = max(1, min(BATCH, int(100e6 / max(per_call, 1.0))))
+    if into is not None and into.batch_means_ns:
+        size = into.calls_per_batch
     batches = [sample[i : i + size] for i in range(0, len(sample) - size + 1, size)]
-    timing = Timing(calls_per_batch=size)
+    timing = into if into is not None else Timing()
+    timing.calls_per_batch = size
+    start = len(timing.batch_means_ns)
     gc.collect()
     gc.disable()
     try:
         deadline = time.perf_counter() + budget_s
         i = 0
-        while len(timing.batch_means_ns) < max_batches and (
-            len(timing.batch_means_ns) < min_batches or time.perf_counter() < deadline
+        while (n := len(timing.batch_means_ns) - start) < max_batches and (
+            n < min_batches or time.perf_counter() < deadline
         ):
             batch = batches[i % len(batches)]
             i += 1
@@ -316,90 +323,115 @@ def measure(
 # --- one size ------------------------------------------------------------------------
 
 
-def bench_size(size: Size, *, quick: bool, seed: int) -> dict[str, Any]:
+@dataclass
+class Setup:
+    """One store size, built and checked, with its contenders ready."""
+
+    size: Size
+    mgr: PermissionManager
+    sample: list[Request]
+    expected: dict[Request, Action]
+    runners: dict[str, Callable[[Sequence[Request]], None]]
+    info: dict[str, Any]
+    timings: dict[str, Timing] = field(default_factory=dict)
+
+
+FAST = ("kaisec_check", "dict_floor", "loop_overhead")
+SLOW = ("casbin_enforce", "casbin_fast_enforce")
+
+
+def prepare(size: Size, tmp: Path, seed: int) -> Setup:
     rng = random.Random(seed)
-    fast_budget, slow_budget = (0.5, 1.5) if quick else (1.5, 5.0)
-    with tempfile.TemporaryDirectory(prefix="kaisec-bench-") as tmp:
-        mgr = PermissionManager.open(Home(Path(tmp) / "home"))
-        try:
-            stored, build_s = build_store(mgr, size, rng)
-            sample = make_sample(stored, rng)
-            expected = {req: stored.get(req, Action.DENY) for req in sample}
+    mgr = PermissionManager.open(Home(tmp / "home"))
+    stored, build_s = build_store(mgr, size, rng)
+    sample = make_sample(stored, rng)
+    expected = {req: stored.get(req, Action.DENY) for req in sample}
 
-            # cold: each distinct request once, through SQLite; this also warms the cache
-            distinct = list(dict.fromkeys(sample))
-            t0 = time.perf_counter_ns()
-            for origin, perm in distinct:
-                mgr.check(origin, perm)
-            cold_ns = (time.perf_counter_ns() - t0) / len(distinct)
-            wrong = [r for r in sample if mgr.check(*r) is not expected[r]]
-            assert not wrong, f"check disagrees with the stored rows: {wrong[:3]}"
+    # cold: each distinct request once, through SQLite; this also warms the cache
+    distinct = list(dict.fromkeys(sample))
+    t0 = time.perf_counter_ns()
+    for origin, perm in distinct:
+        mgr.check(origin, perm)
+    cold_ns = (time.perf_counter_ns() - t0) / len(distinct)
+    wrong = [r for r in sample if mgr.check(*r) is not expected[r]]
+    assert not wrong, f"check disagrees with the stored rows: {wrong[:3]}"
 
-            floor = dict(expected)
-            model_path = Path(tmp) / "model.conf"
-            model_path.write_text(CASBIN_MODEL)
-            rules = [[o, p, a.value] for (o, p), a in stored.items()]
-            t0 = time.perf_counter_ns()
-            plain = casbin_enforcer(model_path, rules, fast=False)
-            casbin_load_s = (time.perf_counter_ns() - t0) / 1e9
-            fast = casbin_enforcer(model_path, rules, fast=True)
-            for r in sample[:20]:
-                want = expected[r] is Action.ALLOW
-                assert plain.enforce(*r, "allow") is want, r
-                assert fast.enforce(*r, "allow") is want, r
+    model_path = tmp / "model.conf"
+    model_path.write_text(CASBIN_MODEL)
+    rules = [[o, p, a.value] for (o, p), a in stored.items()]
+    t0 = time.perf_counter_ns()
+    plain = casbin_enforcer(model_path, rules, fast=False)
+    casbin_load_s = (time.perf_counter_ns() - t0) / 1e9
+    fast = casbin_enforcer(model_path, rules, fast=True)
+    for r in sample[:20]:
+        want = expected[r] is Action.ALLOW
+        assert plain.enforce(*r, "allow") is want, r
+        assert fast.enforce(*r, "allow") is want, r
+    return Setup(
+        size=size,
+        mgr=mgr,
+        sample=sample,
+        expected=expected,
+        runners={
+            "kaisec_check": runner_check(mgr),
+            "dict_floor": runner_dict(dict(expected)),
+            "loop_overhead": runner_empty(),
+            "casbin_enforce": runner_casbin(plain),
+            "casbin_fast_enforce": runner_casbin(fast),
+        },
+        info={
+            "label": size.label,
+            "rows": size.rows,
+            "apps": size.apps,
+            "rows_per_app": size.per_app,
+            "build_seconds": round(build_s, 3),
+            "casbin_load_seconds": round(casbin_load_s, 3),
+            "distinct_requests": len(distinct),
+            "cold_check_ns": round(cold_ns, 1),
+        },
+    )
 
-            n_fast = 50_000 if not quick else 10_000
-            timings = {
-                "kaisec_check": measure(
-                    runner_check(mgr),
-                    sample,
-                    budget_s=fast_budget,
-                    min_batches=200,
-                    max_batches=n_fast,
-                ),
-                "dict_floor": measure(
-                    runner_dict(floor),
-                    sample,
-                    budget_s=fast_budget,
-                    min_batches=200,
-                    max_batches=n_fast,
-                ),
-                "loop_overhead": measure(
-                    runner_empty(),
-                    sample,
-                    budget_s=fast_budget,
-                    min_batches=200,
-                    max_batches=n_fast,
-                ),
-                "casbin_enforce": measure(
-                    runner_casbin(plain),
-                    sample,
-                    budget_s=slow_budget,
-                    min_batches=5,
-                    max_batches=10_000,
-                ),
-                "casbin_fast_enforce": measure(
-                    runner_casbin(fast),
-                    sample,
-                    budget_s=slow_budget,
-                    min_batches=5,
-                    max_batches=10_000,
-                ),
-            }
-            assert not [r for r in sample if mgr.check(*r) is not expected[r]]
-        finally:
-            mgr.close()
-    return {
-        "label": size.label,
-        "rows": size.rows,
-        "apps": size.apps,
-        "rows_per_app": size.per_app,
-        "build_seconds": round(build_s, 3),
-        "casbin_load_seconds": round(casbin_load_s, 3),
-        "distinct_requests": len(distinct),
-        "cold_check_ns": round(cold_ns, 1),
-        "contenders": {k: t.to_dict() for k, t in timings.items()},
-    }
+
+def run_all(setups: list[Setup], *, quick: bool) -> None:
+    """The fast contenders in interleaved rounds (every size and contender gets a turn
+    each round, so drifting load on a shared machine hits them alike); then casbin."""
+    rounds, turn_s = (4, 0.1) if quick else (12, 0.12)
+    for _ in range(rounds):
+        for st in setups:
+            for name in FAST:
+                st.timings[name] = measure(
+                    st.runners[name],
+                    st.sample,
+                    budget_s=turn_s,
+                    min_batches=10,
+                    max_batches=5_000,
+                    into=st.timings.get(name),
+                )
+    slow_budget = 1.5 if quick else 5.0
+    for st in setups:
+        for name in SLOW:
+            st.timings[name] = measure(
+                st.runners[name], st.sample, budget_s=slow_budget, min_batches=5, max_batches=10_000
+            )
+        wrong = [r for r in st.sample if st.mgr.check(*r) is not st.expected[r]]
+        assert not wrong, f"check changed its answers while timed: {wrong[:3]}"
+
+
+def bench(sizes: Sequence[Size], *, quick: bool, seed: int) -> list[dict[str, Any]]:
+    with ExitStack() as stack:
+        setups = []
+        for size in sizes:
+            print(f"... building {size.label} rows over {size.apps:,} apps", file=sys.stderr)
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kaisec-bench-")))
+            setup = prepare(size, tmp, seed)
+            stack.callback(setup.mgr.close)
+            setups.append(setup)
+        print("... timing", file=sys.stderr)
+        run_all(setups, quick=quick)
+        return [
+            {**st.info, "contenders": {k: st.timings[k].to_dict() for k in FAST + SLOW}}
+            for st in setups
+        ]
 
 
 # --- report ---------------------------------------------------------------------------
@@ -490,46 +522,66 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _wrap(text: str, bullet: bool = False) -> str:
+    if bullet:
+        return textwrap.fill(text, 78, initial_indent="- ", subsequent_indent="  ")
+    return textwrap.fill(text, 78)
+
+
 def docs_section(result: dict[str, Any]) -> str:
     meta = result["meta"]
     sizes = result["sizes"]
     builds = ", ".join(f"{s['label']} rows in {s['build_seconds']:.2f} s" for s in sizes)
-    colds = ", ".join(f"{s['label']}: {fmt_ns(s['cold_check_ns'])}" for s in sizes)
-    quick = " (quick run)" if meta["quick"] else ""
-    return f"""{SECTION}
-
-`PermissionManager.check(origin, permission)` with a warm decision cache (the
-path the API gateway takes on every call), at three store sizes, beside
-pycasbin on the same access-control list and a bare dict lookup (the floor).
-Run: `{meta["command"]}` on {meta["date"]} ({meta["machine"]}; Python
-{meta["python"]}, kaisec {meta["kaisec"]}, casbin {meta["casbin"]}){quick}.
-
-{markdown(result)}
-
-How it is measured (`bench/bench_check.py`):
-
-- The sample: {SAMPLE:,} requests, the same for every contender: 80 % stored
-  rows, 10 % installed apps asking for a permission they do not hold, 10 %
-  origins that are not installed. Calls run in batches of {BATCH:,} (slow
-  contenders: as many as fit in 0.1 s, down to 1); the figures are the median
-  and p99 of the per-batch means, garbage collector off while timing.
-- kaisec `check`: one warming pass first, so every answer comes from the
-  decision cache; each call still reads the shared change word, so a change
-  in any process is seen by the next call. Cold (through SQLite, first look at
-  each distinct request): {colds}.
-- casbin: policy lines `p, <origin>, <permission>, <allow|deny|prompt>`,
-  matcher `r.sub == p.sub && r.obj == p.obj && r.act == p.act`, request
-  `enforce(origin, permission, "allow")`. That asks only "allowed?"; `check`
-  answers allow, deny or prompt, which would take casbin a second call for
-  deny vs prompt, so the comparison favours casbin. `Enforcer` scans the
-  policy lines; `FastEnforcer` (`cache_key_order=[0, 1]`) indexes them by
-  origin and permission first. Neither caches decisions.
-- Stores: 10 rows = 2 apps x 5; 1,000 rows = 1,000 apps x 1; 100,000 rows =
-  1,000 apps x 100 (the table's names, then synthetic ones). Built with a few
-  large transactions: {builds}. For comparison, `register_app` costs
-  {result["register_app_ms"]:.2f} ms per app (one transaction, one fsync each),
-  so 1,000 apps that way take about {result["register_app_ms"]:.1f} s.
-"""
+    colds = ", ".join(f"{s['label']} rows: {fmt_ns(s['cold_check_ns'])}" for s in sizes)
+    distinct = ", ".join(f"{s['distinct_requests']:,}" for s in sizes)
+    floors = " → ".join(fmt_ns(s["contenders"]["dict_floor"]["median_ns"]) for s in sizes)
+    checks = " → ".join(fmt_ns(s["contenders"]["kaisec_check"]["median_ns"]) for s in sizes)
+    quick = " (quick run: smaller stores, shorter timing)" if meta["quick"] else ""
+    reg = result["register_app_ms"]
+    intro = (
+        "`PermissionManager.check(origin, permission)` with a warm decision cache (the"
+        " path the API gateway takes on every call), at three store sizes, beside"
+        " pycasbin on the same access-control list and a bare dict lookup (the floor)."
+        f" Run: `{meta['command']}` on {meta['date']}{quick} ({meta['machine']}; Python"
+        f" {meta['python']}, kaisec {meta['kaisec']}, casbin {meta['casbin']}); load"
+        f" average {meta['load_before']:.1f} before and {meta['load_after']:.1f} after"
+        " (other work shared the machine)."
+    )
+    bullets = [
+        f"The sample: {SAMPLE:,} requests, the same for every contender: 80 % stored"
+        " rows, 10 % installed apps asking for a permission they do not hold, 10 %"
+        f" origins that are not installed. Calls run in batches of {BATCH:,} (slow"
+        " contenders: as many as fit in 0.1 s, down to 1); the figures are the median"
+        " and p99 of the per-batch means, garbage collector off while timing. The"
+        " fast contenders run in interleaved rounds (each size and contender in turn),"
+        " so a load change on the machine hits them alike.",
+        "kaisec `check`: one warming pass first, so every answer comes from the"
+        " decision cache; each call still reads the shared change word, so a change"
+        " in any process is seen by the next call. Cold (through SQLite, the first"
+        f" look at each distinct request): {colds}.",
+        "Why the figures grow with the store although a warm check is one dict"
+        " lookup: the sample touches more distinct requests in a bigger store"
+        f" ({distinct}), so the cache's working set outgrows the CPU caches; the"
+        f" dict floor grows alike ({floors}; `check`: {checks}).",
+        "casbin: policy lines `p, <origin>, <permission>, <allow|deny|prompt>`,"
+        " matcher `r.sub == p.sub && r.obj == p.obj && r.act == p.act`, request"
+        ' `enforce(origin, permission, "allow")`. That asks only "allowed?", where'
+        " `check` answers allow, deny or prompt (casbin would need a second call to"
+        " tell deny from prompt), so the comparison favours casbin. `Enforcer` scans"
+        " the policy lines; `FastEnforcer` (`cache_key_order=[0, 1]`) first narrows"
+        " them to the request's origin and permission. Neither caches decisions.",
+        "Stores: 10 rows = 2 apps x 5; 1,000 rows = 1,000 apps x 1; 100,000 rows ="
+        " 1,000 apps x 100 (the table's names without the restricted ones, then"
+        " synthetic names). Written with a few large transactions (registry rows"
+        f" through `add_app`, then `put_permission`): {builds}. For comparison,"
+        f" `register_app` costs {reg:.2f} ms per app (one transaction, one fsync),"
+        f" so 1,000 apps that way would take about {reg:.1f} s.",
+    ]
+    body = "\n".join(_wrap(b, bullet=True) for b in bullets)
+    return (
+        f"{SECTION}\n\n{_wrap(intro)}\n\n{markdown(result)}\n\n"
+        f"How it is measured (`bench/bench_check.py`):\n\n{body}\n"
+    )
 
 
 def write_docs(section: str) -> None:
@@ -559,10 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    results = []
-    for size in sizes:
-        print(f"... {size.label} rows over {size.apps:,} apps", file=sys.stderr, flush=True)
-        results.append(bench_size(size, quick=args.quick, seed=args.seed))
+    load_before = os.getloadavg()[0]
+    results = bench(sizes, quick=args.quick, seed=args.seed)
     print("... register_app cost", file=sys.stderr, flush=True)
     reg_ms = register_app_cost(100 if args.quick else 300)
     uname = platform.uname()
@@ -575,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
             "kaisec": kaisec.__version__,
             "casbin": metadata.version("casbin"),
             "quick": args.quick,
+            "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2),
             "sample": SAMPLE,
             "batch": BATCH,
             "mix": {"stored": 0.8, "installed_not_held": 0.1, "not_installed": 0.1},

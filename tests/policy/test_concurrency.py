@@ -330,7 +330,6 @@ def test_many_processes_one_store(tmp_path: Path) -> None:
     for r in reports.values():
         counts.update(r["counts"])
     assert counts["refused"] > 0 and counts["once used"] > 0
-    assert time.monotonic() - started < TIME_LIMIT
 
 
 # --- ping-pong: a change in one process, seen by check in the other right after ----------

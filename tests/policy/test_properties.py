@@ -1,10 +1,22 @@
 """Property tests of the permission policy (the issue's acceptance list).
 
+1. ``check`` never answers allow for what the manifest does not request (the
+   four default permissions aside), whatever the user does and however the app
+   is updated;
+2. no sequence of user changes alters an implicit permission;
+3. after uninstall nothing of the origin remains (registry and permission rows;
+   the audit log keeps its history), and a reinstall starts from the table;
+4. an update (same class) never turns a deny or a user's answer into something
+   else, for what both versions request;
+5. an update to any class never grants more than a fresh install of the new
+   version would, the user's answers to what is still theirs aside.
+
 Each property runs over random manifests (subsets of the table's rows with
 valid access modes, plus names the table does not know), random trust
 classes, random sequences of user changes (any name: requested, implicit,
-default, unknown, not requested; any action and expiry) and random updates.
-Every example gets a fresh home in its own temporary directory and a fake
+default, unknown, no longer requested; any action and expiry), runtime events
+(uses, time, new sessions) and random updates. Every example gets a fresh
+home in its own temporary directory (on tmpfs when there is one) and a fake
 clock, so time-limited answers expire when the test says so.
 
 The oracles are computed here from the table's data (rows, access lists,
@@ -327,10 +339,10 @@ def runtime_event(
 
 
 def name_pool(app: App, ever: set[str]) -> list[list[str]]:
-    """Names to draw from, in groups (a group listed twice is drawn twice as often):
-    what the user may change now, what an earlier version requested that is
-    explicit for the class, everything explicit for the class, and every name
-    (implicit, default, unknown)."""
+    """Names to draw from, in groups (a group listed three times is drawn three times
+    as often): what the user may change now, what an earlier version requested
+    that is explicit for the class, everything explicit for the class, and every
+    name (implicit, default, unknown)."""
     explicit = sorted(EXPLICIT[app.cls])
     changeable = [n for n in explicit if n in app.requested]
     dropped = [n for n in explicit if n in ever and n not in app.requested]
