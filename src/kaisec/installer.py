@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import unicodedata
 import uuid
@@ -286,7 +287,12 @@ class Installer:
             txn.set_setting("developer-mode", "on" if on else None)
             txn.audit("device", "developer-mode", "on" if on else "off", actor="config")
 
-    def _stage_copy(self, source: Path) -> tuple[Path, str]:
+    def _stage_copy(self, source: Path) -> tuple[Path, str, threading.Thread]:
+        """Copy and hash ``source`` into staging; the returned thread makes the copy durable.
+
+        The fsync runs while the staged copy is being verified (disk and CPU
+        overlap); callers join it before the copy is renamed into place.
+        """
         self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
         staged = self.staging / f"{secrets.token_hex(8)}.zip"
         digest = hashlib.sha256()
@@ -297,9 +303,17 @@ class Installer:
                     break
                 digest.update(chunk)
                 dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        return staged, digest.hexdigest()
+
+        def make_durable() -> None:
+            fd = os.open(staged, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        syncing = threading.Thread(target=make_durable, name="kaisec-fsync", daemon=True)
+        syncing.start()
+        return staged, digest.hexdigest(), syncing
 
     def _verify_staged(
         self, staged: Path, *, allow_unsigned: bool
@@ -418,7 +432,7 @@ class Installer:
         progress: Progress | None = None,
         expect: Callable[[AppManifest], None] | None = None,
     ) -> InstallResult:
-        staged, digest = self._stage_copy(path)
+        staged, digest, syncing = self._stage_copy(path)
         try:
             _tell(progress, "verifying", 0.3)
             manifest, app_class, signer, subject = self._verify_staged(staged, allow_unsigned=True)
@@ -442,6 +456,7 @@ class Installer:
                 removable=removable and not preloaded,
                 package_digest=digest,
             )
+            syncing.join()
             with self._intent(app_id, final_dir):
                 final_dir.mkdir(parents=True, mode=0o700)
                 staged.replace(final_dir / f"{digest}.zip")
@@ -449,6 +464,7 @@ class Installer:
                 _tell(progress, "committing", 0.9)
                 self.manager.register_app(rec, manifest)
         except BaseException:
+            syncing.join()
             _remove(staged)
             raise
         _tell(progress, "installed", 1.0)
@@ -591,7 +607,7 @@ class Installer:
         mini: object | None = None,
     ) -> InstallResult:
         current = find_app(self.store, current.id)
-        staged, digest = self._stage_copy(path)
+        staged, digest, syncing = self._stage_copy(path)
         try:
             _tell(progress, "verifying", 0.3)
             manifest, app_class, signer, subject = self._verify_staged(
@@ -612,12 +628,14 @@ class Installer:
                 package_digest=digest,
             )
             # the journal settles it: the row's digest decides which file stays
+            syncing.join()
             with self._intent(current.id, new_file, *([old] if old else [])):
                 staged.replace(new_file)
                 _fsync_dir(new_file.parent)
                 _tell(progress, "committing", 0.9)
                 self.manager.update_registered_app(rec, manifest)
         except BaseException:
+            syncing.join()
             _remove(staged)
             raise
         _tell(progress, "updated", 1.0)
