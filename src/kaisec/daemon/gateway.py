@@ -138,6 +138,8 @@ class _Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self.pending_prompts = 0
         self.state = SessionState.OPEN
+        self.last_seen = time.monotonic()
+        self.idle = False
 
     # -- output ------------------------------------------------------------------
 
@@ -281,6 +283,7 @@ class _Session:
     async def _call(
         self, req_id: Any, service_name: str, what: str, method: Any, params: dict[str, Any]
     ) -> None:
+        reply: dict[str, Any]
         try:
             needed: list[str] = []
             gate = SERVICES[service_name].gate
@@ -294,30 +297,48 @@ class _Session:
             for permission in needed:
                 await self.require(permission, what)
             self.services.add(service_name)
-            result = await method.handler(CallContext(self), params)
-            self.send({"id": req_id, "result": result})
-        except PermissionDeniedError as exc:
-            self.send({"id": req_id, "error": {"code": exc.code, "permission": exc.details.get(
-                "permission"), "message": exc.message}})  # fmt: skip
+            reply = {"id": req_id, "result": await method.handler(CallContext(self), params)}
         except DeviceError as exc:
-            self.send({"id": req_id, "error": {"code": exc.code, "permission": None,
-                                               "reason": exc.details.get("reason"),
-                                               "message": exc.message}})  # fmt: skip
-        except KaisecError as exc:
-            self.send({"id": req_id, "error": {"code": exc.code, "permission": exc.details.get(
-                "permission"), "message": exc.message}})  # fmt: skip
+            reply = {"id": req_id, "error": {"code": exc.code, "permission": None,
+                                             "reason": exc.details.get("reason"),
+                                             "message": exc.message}}  # fmt: skip
+        except KaisecError as exc:  # PERMISSION_DENIED (with the permission) and the rest
+            reply = {"id": req_id, "error": {"code": exc.code, "permission": exc.details.get(
+                "permission"), "message": exc.message}}  # fmt: skip
         except Exception:
             log.exception("%s: %s failed", self.origin, what)
-            self.send({"id": req_id, "error": {"code": "INTERNAL_ERROR", "permission": None,
-                                               "message": "internal error"}})  # fmt: skip
+            reply = {"id": req_id, "error": {"code": "INTERNAL_ERROR", "permission": None,
+                                             "message": "internal error"}}  # fmt: skip
+        # answers go out directly (no hop through the event queue): the common path is short
+        if self.state is SessionState.OPEN:
+            with contextlib.suppress(Exception):  # the peer left; the reader sees it
+                await self.ws.send_text(json.dumps(reply, separators=(",", ":")))
 
     async def reader(self) -> None:
+        # idle sessions are closed by a watchdog: a timer per message would cost more
+        # than the rest of a call
         cfg = self.runtime.config
+        watchdog = asyncio.get_running_loop().create_task(self._watch_idle(cfg.idle_timeout))
+        try:
+            await self._read(cfg)
+        finally:
+            watchdog.cancel()
+        if self.idle:
+            raise _Close(WS_TIMEOUT)
+
+    async def _watch_idle(self, timeout: float) -> None:
         while True:
-            try:
-                message = await asyncio.wait_for(self.ws.receive(), cfg.idle_timeout)
-            except TimeoutError as exc:
-                raise _Close(WS_TIMEOUT) from exc
+            await asyncio.sleep(min(timeout, 30.0) / 2)
+            if time.monotonic() - self.last_seen > timeout:
+                self.idle = True
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=WS_TIMEOUT, reason=CLOSE_CODES[WS_TIMEOUT])
+                return
+
+    async def _read(self, cfg: Any) -> None:
+        while True:
+            message = await self.ws.receive()
+            self.last_seen = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
