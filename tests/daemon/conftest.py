@@ -56,6 +56,7 @@ def start_daemon(home: Home, config: DaemonConfig) -> tuple[uvicorn.Server, thre
             port=config.port,
             ws=ws_implementation(),  # type: ignore[arg-type]
             ws_max_size=config.max_message,
+            ws_per_message_deflate=False,
             log_level="warning",
             lifespan="on",
         )

@@ -283,6 +283,8 @@ def serve(home: Home, config: DaemonConfig) -> None:
         port=config.port,
         ws=ws_implementation(),
         ws_max_size=config.max_message,
+        # no per-message compression: it leaks secrets through sizes (CRIME-style)
+        ws_per_message_deflate=False,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         log_level="warning",
