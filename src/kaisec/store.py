@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kaisec._internal.generation import Generation
+from kaisec._internal.sqlite import migrate, retry
 from kaisec.types import Action, Expiry, Source
 
 __all__ = ["SCHEMA_VERSION", "AuditEntry", "PermissionRow", "Store", "Txn"]
@@ -150,11 +151,6 @@ def _row(r: tuple[Any, ...]) -> PermissionRow:
 _COLS = "origin, permission, action, expiry, expires_at, session, source, modified"
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    msg = str(exc).lower()
-    return "locked" in msg or "busy" in msg
-
-
 class Txn:
     """Writes inside one open transaction (see :meth:`Store.transaction`)."""
 
@@ -267,43 +263,11 @@ class Store:
     # -- plumbing ------------------------------------------------------------------
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + _RETRY_SECONDS
-        delay = 0.002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+        return retry(fn, seconds=_RETRY_SECONDS)
 
     def _migrate(self) -> None:
         with self._lock:
-            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: schema version {version} is newer than this kaisec "
-                    f"({SCHEMA_VERSION}); upgrade kaisec"
-                )
-            if version == SCHEMA_VERSION:
-                return
-
-            def run() -> None:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    current = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-                    for i in range(current, SCHEMA_VERSION):
-                        for stmt in MIGRATIONS[i].split(";\n"):
-                            if stmt.strip():
-                                self._conn.execute(stmt)
-                        self._conn.execute(f"PRAGMA user_version = {i + 1}")
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-
-            self._retry(run)
+            migrate(self._conn, self.path, MIGRATIONS, seconds=_RETRY_SECONDS)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` after every commit of this process that changed something.

@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from kaisec._internal.sqlite import migrate, retry
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "DeviceDB"]
 
@@ -100,11 +101,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _RETRY_SECONDS = 30.0
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    msg = str(exc).lower()
-    return "locked" in msg or "busy" in msg
-
-
 class DeviceDB:
     """The device database: one connection, one lock, retried transactions."""
 
@@ -129,43 +125,11 @@ class DeviceDB:
             raise
 
     def _retry(self, fn: Callable[[], _T]) -> _T:
-        deadline = time.monotonic() + _RETRY_SECONDS
-        delay = 0.002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+        return retry(fn, seconds=_RETRY_SECONDS)
 
     def _migrate(self) -> None:
         with self.lock:
-            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: schema version {version} is newer than this kaisec "
-                    f"({SCHEMA_VERSION}); upgrade kaisec"
-                )
-            if version == SCHEMA_VERSION:
-                return
-
-            def run() -> None:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    current = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-                    for i in range(current, SCHEMA_VERSION):
-                        for stmt in MIGRATIONS[i].split(";\n"):
-                            if stmt.strip():
-                                self._conn.execute(stmt)
-                        self._conn.execute(f"PRAGMA user_version = {i + 1}")
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-
-            self._retry(run)
+            migrate(self._conn, self.path, MIGRATIONS, seconds=_RETRY_SECONDS)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
