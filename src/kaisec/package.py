@@ -14,7 +14,7 @@ Invariants of ``verify_package``:
 * one streaming pass over the entry data: each entry is inflated once and
   fed, chunk by chunk, to every digest it needs (SHA-256, plus any other
   algorithm the manifest names), in constant memory whatever the package's
-  size, on two threads (zlib and hashlib release the GIL) while the main
+  size, on two threads (the inflater and hashlib release the GIL) while the main
   thread parses the signature files, checks the signature and validates the
   app manifest;
 * the bytes it parses (signature files, app manifest) are the bytes it

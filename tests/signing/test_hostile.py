@@ -28,6 +28,7 @@ from kaisec._internal.zipsafe import ZipLimits
 from kaisec.errors import KaisecError
 from kaisec.package import PackageLimits, verify_package
 from tests.package import zipcraft
+from tests.package.backends import use_backend
 from tests.package.zipcraft import Entry, Layout
 
 from .conftest import (
@@ -375,10 +376,16 @@ def world(pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Ct
     return Ctx(pki, build), home, tmp_path
 
 
+@pytest.mark.parametrize("backend", ["isal", "zlib"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_package(
-    case: Case, world: tuple[Ctx, Path, Path], capsys: pytest.CaptureFixture[str]
+    case: Case,
+    backend: str,
+    world: tuple[Ctx, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    use_backend(monkeypatch, backend)  # the verdict must not depend on the inflater
     ctx, home, root = world
     pkg = root / "hostile.zip"
     pkg.write_bytes(case.build(ctx))

@@ -50,11 +50,11 @@ import stat
 import struct
 import threading
 import unicodedata
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
+from kaisec._internal import inflate
 from kaisec.errors import (
     CorruptPackageError,
     DuplicateEntryError,
@@ -108,7 +108,7 @@ _HOST_UNIX = 3
 # features this reader does not know (zipfile refuses it as well).
 _MAX_VERSION_NEEDED = 63
 _RATIO_MIN_SIZE = 1 << 20  # the ratio limit only applies above 1 MiB
-_INPUT_CHUNK = 1 << 17  # compressed bytes fed to zlib per step
+_INPUT_CHUNK = 1 << 17  # compressed bytes fed to the inflater per step
 # The central directory is read into memory in one piece. 10,000 entries with
 # 1,024-byte names take ~11 MB; more means giant extra fields or comments.
 _MAX_CD_SIZE = 32 << 20
@@ -885,7 +885,7 @@ class SafeZipReader:
                 yield from self._iter_stored(entry, chunk_size)
             else:
                 yield from self._iter_deflated(entry, chunk_size)
-        except zlib.error as exc:
+        except inflate.ERRORS as exc:
             raise CorruptPackageError(
                 f"malformed deflate data in {entry.name!r}: {exc}", entry=entry.name
             ) from exc
@@ -900,7 +900,7 @@ class SafeZipReader:
             if not chunk:
                 raise _corrupt(f"malformed entry data: {entry.name!r} truncated", entry.name)
             pos += len(chunk)
-            crc = zlib.crc32(chunk, crc)
+            crc = inflate.crc32(chunk, crc)
             yield chunk
         self._check_crc(entry, crc)
 
@@ -910,7 +910,7 @@ class SafeZipReader:
             # Some writers store an empty file as "deflated" with no stream at all.
             self._check_crc(entry, 0)
             return
-        inflater = zlib.decompressobj(-15)
+        inflater = inflate.raw_decompressobj()
         read = self._src.read
         pos = entry.data_offset
         end = pos + entry.compressed_size
@@ -934,7 +934,7 @@ class SafeZipReader:
                         f"{entry.size}",
                         name,
                     )
-                crc = zlib.crc32(out, crc)
+                crc = inflate.crc32(out, crc)
                 yield out
             if inflater.eof:
                 break
