@@ -288,7 +288,7 @@ def load_certificates(*paths: str | os.PathLike[str]) -> list[x509.Certificate]:
                 certs = x509.load_pem_x509_certificates(data)
             else:
                 certs = [x509.load_der_x509_certificate(data)]
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise InvalidKeyError(
                 f"malformed certificate file {where!r}: no certificate in it", path=where
             ) from exc

@@ -123,7 +123,14 @@ def check_rotation(record: bytes, *, app_origin: str, installed: str, new_signer
         claims: Any = json.loads(payload)
     except SignerMismatchError:
         raise
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        binascii.Error,
+        UnicodeDecodeError,
+        x509.InvalidVersion,
+    ) as exc:
         raise refuse(f"malformed ({exc})") from exc
     if _fingerprint(cert) != installed:
         raise refuse("it is not signed by the installed version's signer")

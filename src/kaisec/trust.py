@@ -220,7 +220,7 @@ def _read_store_file(path: Path) -> list[x509.Certificate]:
         raise ConfigError(f"trust store file {str(path)!r} is over {_MAX_FILE} bytes")
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise ConfigError(
             f"malformed trust store file {str(path)!r}: not PEM certificates", path=str(path)
         ) from exc

@@ -333,3 +333,16 @@ def test_malformed_input_only_raises_kaisec_errors(pki: Pki) -> None:
     for cut in range(0, len(block), 13):
         with pytest.raises(KaisecError):
             verify_detached(block[:cut], DATA, anchors=anchors(pki))
+
+
+def test_certificate_with_unknown_version_is_invalid_signature(pki: Pki) -> None:
+    # Found by the fuzzer: cryptography raises InvalidVersion (not a ValueError)
+    # for a certificate whose version field says v4; it must come out as a
+    # refusal with its code, not as a crash.
+    block = sign_detached(DATA, key=pki.store.key, chain=pki.store.chain)
+    v3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2 (v3), the first in the block
+    assert v3 in block
+    mutated = block.replace(v3, b"\xa0\x03\x02\x01\x03", 1)
+    with pytest.raises(InvalidSignatureError) as info:
+        verify_detached(mutated, DATA, anchors=anchors(pki))
+    assert info.value.code == "INVALID_SIGNATURE"

@@ -288,8 +288,17 @@ def _parse(block: bytes) -> _Parsed:
         return _parse_unchecked(block)
     except InvalidSignatureError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
-        # asn1crypto parses lazily and reports malformed input as these.
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        AttributeError,
+        x509.InvalidVersion,
+    ) as exc:
+        # asn1crypto parses lazily and reports malformed input as these; cryptography
+        # raises InvalidVersion (not a ValueError) for a certificate version it does not know.
         raise _invalid(f"not a well-formed PKCS#7 SignedData ({exc})") from exc
 
 
