@@ -1,5 +1,9 @@
 """Peers for bench_gateway.py on the same stack (Starlette + uvicorn): a bare WebSocket
-echo server and Starlette's StaticFiles. Run: python bench/peer_servers.py echo|static PORT [DIR]"""
+echo server and Starlette's StaticFiles. Run: python bench/peer_servers.py echo|static PORT [DIR]
+
+Both run with the daemon's own uvicorn options (``uvicorn_options``: the same WebSocket
+implementation, no per-message compression, the same size limit, keepalive and log level),
+so a comparison measures the daemon's work and nothing else."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from starlette.routing import Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from kaisec.daemon.app import ws_implementation
+from kaisec.daemon.app import uvicorn_options
+from kaisec.daemon.config import DaemonConfig
 
 
 async def echo(ws: WebSocket) -> None:
@@ -29,7 +34,7 @@ def main() -> None:
         app = Starlette(routes=[WebSocketRoute("/ws", echo)])
     else:
         app = Starlette(routes=[Mount("/", StaticFiles(directory=sys.argv[3]))])
-    uvicorn.run(app, host="127.0.0.1", port=port, ws=ws_implementation(), log_level="warning")  # type: ignore[arg-type]
+    uvicorn.run(app, **uvicorn_options(DaemonConfig(port=port)))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from kaisec.installer import InstallResult
 from kaisec.manager import PermissionManager
 from kaisec.registry import AppRecord
 
-__all__ = ["Runtime", "create_app"]
+__all__ = ["Runtime", "create_app", "uvicorn_options"]
 
 log = logging.getLogger(__name__)
 TOKEN_HEADER = "x-kaisec-token-request"  # noqa: S105 - a header name
@@ -273,20 +273,24 @@ def ws_implementation() -> str:
     return "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "websockets"
 
 
+def uvicorn_options(config: DaemonConfig) -> dict[str, Any]:
+    """uvicorn's settings for the daemon (the benchmark's peers run with the same ones)."""
+    return {
+        "host": config.host,
+        "port": config.port,
+        "ws": ws_implementation(),
+        "ws_max_size": config.max_message,
+        # no per-message compression: it leaks secrets through sizes (CRIME-style)
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "log_level": "warning",
+        "server_header": False,
+    }
+
+
 def serve(home: Home, config: DaemonConfig) -> None:
     """Run the daemon until interrupted."""
     import uvicorn
 
-    uvicorn.run(
-        create_app(home, config),
-        host=config.host,
-        port=config.port,
-        ws=ws_implementation(),
-        ws_max_size=config.max_message,
-        # no per-message compression: it leaks secrets through sizes (CRIME-style)
-        ws_per_message_deflate=False,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-        log_level="warning",
-        server_header=False,
-    )
+    uvicorn.run(create_app(home, config), **uvicorn_options(config))
