@@ -2,7 +2,7 @@
 
 Both formats are read into one frozen model, :class:`AppManifest`. Parsing
 is strict (one JSON reading: duplicate keys refused, size and nesting
-limited), then validated field by field with pydantic, then against the
+limited), then validated field by field with msgspec (strict types), then against the
 permission table and the app's origin. Every problem is reported with the
 path of its field, e.g. ``b2g_features.permissions.contacts.access: must be
 one of readonly, readwrite, readcreate, createonly``.

@@ -23,7 +23,7 @@ Invariants of ``verify_package``:
 
 Keep this module's imports light: ``kaisec verify`` pays for each one at
 start-up. ``cryptography``, ``asn1crypto`` and the manifest validator
-(pydantic) are imported inside the functions, once the entry data is being
+(msgspec) are imported inside the functions, once the entry data is being
 hashed.
 """
 

@@ -35,11 +35,13 @@ def test_verify_does_not_load_other_commands() -> None:
         "import sys\n"
         "from kaisec._cli import main\n"
         "main(['verify', '--help'])\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('kaisec._cli.', 'pydantic', "
+        "loaded = sorted(m for m in sys.modules if m.startswith(('kaisec._cli.', 'msgspec', "
         "'rich', 'httpx', 'starlette', 'uvicorn')))\n"
         "print(','.join(loaded))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip().splitlines()[-1]
+    out = (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert out.split(",") == ["kaisec._cli._common", "kaisec._cli.package_cmds"]

@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kaisec._internal import manifest_schema
 from kaisec.errors import InvalidManifestError, InvalidOriginError, KaisecError
 from kaisec.manifest import parse_manifest
 from kaisec.types import AppClass
@@ -206,3 +209,41 @@ def test_unknown_fields_round_trip() -> None:
     m = parse_manifest(enc(original))
     assert m.to_dict() == original
     assert parse_manifest(enc(m.to_dict())) == m
+
+
+# --- the schema walk: every refusal is explained, and it never accepts alone ---------
+
+_scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["", "x", "/a"])
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["", "a", "src", "description", "x"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = [
+    "name", "short_name", "start_url", "scope", "icons", "csp", "b2g_features", "launch_path",
+    "permissions", "developer", "messages", "activities", "type", "core", "version", "origin",
+]  # fmt: skip
+_docs = st.recursive(
+    st.dictionaries(st.sampled_from(_KEYS), _json, max_size=5),
+    lambda inner: st.dictionaries(st.sampled_from(_KEYS), inner | _json, max_size=4),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(doc=_docs, legacy=st.booleans())
+def test_schema_refusals_are_explained(doc: dict[str, Any], legacy: bool) -> None:
+    problems: list[tuple[str, str]] = []
+    fields = manifest_schema.validate(
+        doc, legacy=legacy, add=lambda p, m: problems.append((p, m)), max_string=4096
+    )
+    model = manifest_schema._LegacyManifest if legacy else manifest_schema._WebManifest
+    walked = manifest_schema._explain(doc, model, ())
+    if fields is None:
+        assert problems and walked  # refused: at least one problem, each with a path
+        assert all(path for path, _ in problems)
+    else:
+        assert walked == []  # the walk finds nothing in what msgspec accepted

@@ -70,7 +70,6 @@ def cli(ctx: click.Context, home: str | None, verbose: int) -> None:
     ctx.obj.home_arg = home
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 refused/failed, 2 usage)."""
     args = list(sys.argv[1:] if argv is None else argv)
