@@ -17,8 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 __all__ = ["Home", "resolve_home"]
 
 
@@ -62,4 +60,6 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
     env = os.environ.get("KAISEC_HOME")
     if env:
         return Home(Path(env).expanduser().resolve())
+    import platformdirs  # only here: most runs name their home, and start-up counts
+
     return Home(Path(platformdirs.user_data_dir("kaisec", appauthor=False)))
