@@ -251,7 +251,9 @@ def test_faults_are_contained(daemon: Daemon) -> None:
                                     "params": {"name": 5}}),
                         json.dumps({"id": 3, "service": "contacts", "method": "find",
                                     "params": {"evil": 1}}),
-                        json.dumps({"service": "contacts", "method": "find"})):  # fmt: skip
+                        json.dumps({"service": "contacts", "method": "find"}),
+                        json.dumps({"id": 4, "service": ["contacts"], "method": "find"}),
+                        json.dumps({"id": 5, "service": "contacts", "method": {"find": 1}})):  # fmt: skip
                 await ws.send(bad)
                 reply = json.loads(await ws.recv())
                 assert reply["error"]["code"] == "INVALID_REQUEST"

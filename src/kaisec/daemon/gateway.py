@@ -22,13 +22,15 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from json.scanner import make_scanner
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from kaisec.daemon.services import SERVICES, check_params
+from kaisec.daemon.services import SERVICES, Method, check_params
 from kaisec.errors import (
     DeviceError,
     InvalidRequestError,
@@ -63,6 +65,61 @@ CLOSE_CODES = {
 }
 
 
+# --- JSON on the hot path -------------------------------------------------------------
+#
+# json.loads and json.dumps set up a decoder or an encoder on every call (a few
+# microseconds, a large share of a call): the C scanner and encoder are made once here.
+# Anything the fast path does not take (leading or trailing whitespace, garbage) goes to
+# json.loads, which decides and explains exactly as before.
+
+_scan = make_scanner(cast(Any, json.JSONDecoder()))  # typeshed wants a scanner; a decoder is right
+
+
+def _loads(text: str) -> Any:
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
+def _encoder() -> Callable[[Any], str]:
+    try:
+        from _json import encode_basestring_ascii, make_encoder
+    except ImportError:  # not CPython: the pure-Python encoder
+        return json.JSONEncoder(separators=(",", ":")).encode
+
+    def default(o: Any) -> Any:
+        raise TypeError(f"{o.__class__.__name__} is not JSON serializable")
+
+    # what json.dumps(separators=(",", ":")) does, without its per-call set-up; no
+    # circular-reference markers: a cycle raises RecursionError, which callers catch
+    encode = make_encoder(
+        None, default, encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_dumps = _encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """One service method with what a call to it needs, worked out once."""
+
+    service: str
+    what: str  # "service.method", the audit detail
+    gate: str | None
+    method: Method
+
+
+_ROUTES: dict[tuple[str, str], _Route] = {
+    (service.name, name): _Route(service.name, f"{service.name}.{name}", service.gate, method)
+    for service in SERVICES.values()
+    for name, method in service.methods.items()
+}
+
+
 class SessionState(Enum):
     """Where a connection is in its life."""
 
@@ -77,15 +134,14 @@ class _Close(Exception):
         self.code = code
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     rate: float
     burst: float
     tokens: float
     stamp: float
 
-    def take(self) -> bool:
-        now = time.monotonic()
+    def take(self, now: float) -> bool:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0:
@@ -140,12 +196,15 @@ class _Session:
         self.state = SessionState.OPEN
         self.last_seen = time.monotonic()
         self.idle = False
+        self._check = runtime.manager.check
+        self._record = runtime.audit.record
+        self.context = CallContext(self)  # what handlers see; the same for every call
 
     # -- output ------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
         try:
-            self.out.put_nowait(json.dumps(message, separators=(",", ":")))
+            self.out.put_nowait(_dumps(message))
         except asyncio.QueueFull:
             log.warning("%s: output queue full; dropping a message", self.origin)
 
@@ -220,24 +279,30 @@ class _Session:
                 f"{permission}: the user said no ({answer.reason})", permission=permission
             )
 
+    def _decide(self, permission: str, what: str) -> Action:
+        """Check one permission now (a one-time grant is used); audited unless PROMPT."""
+        action = self._check(self.origin, permission)
+        if action is not Action.PROMPT:  # a prompt's answer is audited when it comes
+            self._record(self.origin, permission, action.value, actor="gateway", detail=what)
+        return action
+
+    def _denied(self, permission: str) -> PermissionDeniedError:
+        return PermissionDeniedError(
+            f"{self.app.display_name} may not use {permission}", permission=permission
+        )
+
     async def require(self, permission: str, what: str) -> None:
-        action = self.runtime.manager.check(self.origin, permission)
+        action = self._decide(permission, what)
         if action is Action.PROMPT:
             await self.ask(permission, reason="permission", remember_allowed=True)
-            return
-        self.runtime.audit.record(
-            self.origin, permission, action.value, actor="gateway", detail=what
-        )
-        if action is not Action.ALLOW:
-            raise PermissionDeniedError(
-                f"{self.app.display_name} may not use {permission}", permission=permission
-            )
+        elif action is not Action.ALLOW:
+            raise self._denied(permission)
 
     # -- requests ------------------------------------------------------------------
 
     async def handle(self, text: str) -> None:
         try:
-            msg = json.loads(text)
+            msg = _loads(text)
         except (json.JSONDecodeError, RecursionError):
             self._malformed(None, "malformed JSON")
             return
@@ -248,30 +313,111 @@ class _Session:
         if not isinstance(req_id, int | str) or isinstance(req_id, bool):
             self._malformed(None, "a request needs an id (number or string)")
             return
-        service = SERVICES.get(msg.get("service"))  # type: ignore[arg-type]
-        method = service.methods.get(msg.get("method")) if service else None  # type: ignore[arg-type]
-        if service is None or method is None:
-            self._malformed(req_id, f"unknown method {msg.get('service')}.{msg.get('method')}")
+        service, name = msg.get("service"), msg.get("method")
+        route = (
+            _ROUTES.get((service, name))
+            if isinstance(service, str) and isinstance(name, str)
+            else None
+        )
+        if route is None:
+            self._malformed(req_id, f"unknown method {service}.{name}")
             return
+        method = route.method
         try:
             params = check_params(method, msg.get("params"))
         except InvalidRequestError as exc:
             self._malformed(req_id, exc.message)
             return
-        what = f"{service.name}.{msg['method']}"
-        call = self._call(req_id, service.name, what, method, params)
-        if not method.slow and not self._may_prompt(service.gate, method, params):
-            await call  # the common case, answered in order without a task
+        try:
+            needed = self._needed(route, params)
+        except Exception as exc:
+            await self._answer(self._error(req_id, route.what, exc))
             return
-        # a call that may wait (on the user, on an install) must not hold up the session
-        task = asyncio.get_running_loop().create_task(call)
+        # every permission is checked now, in order, on every call; only a PROMPT waits
+        # (on the user), in a task of its own so that the session goes on meanwhile
+        for i, permission in enumerate(needed):
+            action = self._decide(permission, route.what)
+            if action is Action.ALLOW:
+                continue
+            if action is Action.PROMPT:
+                self._spawn(self._prompted(req_id, route, params, permission, needed[i + 1 :]))
+            else:
+                await self._answer(self._error(req_id, route.what, self._denied(permission)))
+            return
+        self.services.add(route.service)
+        if method.slow:  # may wait long (an install, a confirmation): apart, like a prompt
+            self._spawn(self._run(req_id, route, params))
+            return
+        await self._run(req_id, route, params)  # the common case, answered in order
+
+    @staticmethod
+    def _needed(route: _Route, params: dict[str, Any]) -> tuple[str, ...]:
+        """The permissions a call needs: the service's gate, then the method's own."""
+        perm = route.method.permission
+        if callable(perm):
+            perm = perm(params)
+        if not perm or perm == route.gate:
+            return (route.gate,) if route.gate else ()
+        return (route.gate, perm) if route.gate else (perm,)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def _may_prompt(self, gate: str | None, method: Any, params: dict[str, Any]) -> bool:
-        check = self.runtime.manager.check
-        perm = method.permission(params) if callable(method.permission) else method.permission
-        return any(p and check(self.origin, p, use=False) is Action.PROMPT for p in (gate, perm))
+    async def _prompted(
+        self,
+        req_id: Any,
+        route: _Route,
+        params: dict[str, Any],
+        permission: str,
+        rest: tuple[str, ...],
+    ) -> None:
+        """A call that needs the user's answer for ``permission`` (then checks the rest)."""
+        try:
+            await self.ask(permission, reason="permission", remember_allowed=True)
+            for other in rest:
+                await self.require(other, route.what)
+        except Exception as exc:
+            await self._answer(self._error(req_id, route.what, exc))
+            return
+        self.services.add(route.service)
+        await self._run(req_id, route, params)
+
+    async def _run(self, req_id: Any, route: _Route, params: dict[str, Any]) -> None:
+        """Run a call whose permissions were granted, and answer it."""
+        try:
+            reply = {"id": req_id, "result": await route.method.handler(self.context, params)}
+        except Exception as exc:
+            reply = self._error(req_id, route.what, exc)
+        await self._answer(reply)
+
+    def _error(self, req_id: Any, what: str, exc: Exception) -> dict[str, Any]:
+        if isinstance(exc, DeviceError):
+            return {"id": req_id, "error": {"code": exc.code, "permission": None,
+                                            "reason": exc.details.get("reason"),
+                                            "message": exc.message}}  # fmt: skip
+        if isinstance(exc, KaisecError):  # PERMISSION_DENIED (with the permission) and the rest
+            return {"id": req_id, "error": {"code": exc.code, "permission": exc.details.get(
+                "permission"), "message": exc.message}}  # fmt: skip
+        log.error("%s: %s failed", self.origin, what, exc_info=exc)
+        return {"id": req_id, "error": {"code": "INTERNAL_ERROR", "permission": None,
+                                        "message": "internal error"}}  # fmt: skip
+
+    async def _answer(self, reply: dict[str, Any]) -> None:
+        # answers go out directly (no hop through the event queue): the common path is short
+        if self.state is not SessionState.OPEN:
+            return
+        try:
+            text = _dumps(reply)
+        except (TypeError, ValueError, RecursionError) as exc:  # a result that is not JSON
+            log.error("%s: an answer could not be encoded", self.origin, exc_info=exc)
+            text = _dumps({"id": reply.get("id"), "error": {"code": "INTERNAL_ERROR",
+                           "permission": None, "message": "internal error"}})  # fmt: skip
+        try:
+            await self.ws.send_text(text)
+        except Exception:  # the peer left; the reader sees it
+            return
 
     def _malformed(self, req_id: Any, message: str) -> None:
         self.malformed += 1
@@ -279,40 +425,6 @@ class _Session:
                                            "message": message}})  # fmt: skip
         if self.malformed >= self.runtime.config.max_malformed:
             raise _Close(WS_MALFORMED)
-
-    async def _call(
-        self, req_id: Any, service_name: str, what: str, method: Any, params: dict[str, Any]
-    ) -> None:
-        reply: dict[str, Any]
-        try:
-            needed: list[str] = []
-            gate = SERVICES[service_name].gate
-            if gate:
-                needed.append(gate)
-            perm = method.permission
-            if callable(perm):
-                perm = perm(params)
-            if perm and perm not in needed:
-                needed.append(perm)
-            for permission in needed:
-                await self.require(permission, what)
-            self.services.add(service_name)
-            reply = {"id": req_id, "result": await method.handler(CallContext(self), params)}
-        except DeviceError as exc:
-            reply = {"id": req_id, "error": {"code": exc.code, "permission": None,
-                                             "reason": exc.details.get("reason"),
-                                             "message": exc.message}}  # fmt: skip
-        except KaisecError as exc:  # PERMISSION_DENIED (with the permission) and the rest
-            reply = {"id": req_id, "error": {"code": exc.code, "permission": exc.details.get(
-                "permission"), "message": exc.message}}  # fmt: skip
-        except Exception:
-            log.exception("%s: %s failed", self.origin, what)
-            reply = {"id": req_id, "error": {"code": "INTERNAL_ERROR", "permission": None,
-                                             "message": "internal error"}}  # fmt: skip
-        # answers go out directly (no hop through the event queue): the common path is short
-        if self.state is SessionState.OPEN:
-            with contextlib.suppress(Exception):  # the peer left; the reader sees it
-                await self.ws.send_text(json.dumps(reply, separators=(",", ":")))
 
     async def reader(self) -> None:
         # idle sessions are closed by a watchdog: a timer per message would cost more
@@ -336,23 +448,24 @@ class _Session:
                 return
 
     async def _read(self, cfg: Any) -> None:
+        receive, handle, take = self.ws.receive, self.handle, self.bucket.take
+        clock, max_message = time.monotonic, cfg.max_message
         while True:
-            message = await self.ws.receive()
-            self.last_seen = time.monotonic()
+            message = await receive()
+            now = self.last_seen = clock()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
             if text is None:
                 data = message.get("bytes") or b""
-                if len(data) > cfg.max_message:
+                if len(data) > max_message:
                     raise _Close(WS_TOO_BIG)
                 self._malformed(None, "binary frames are not used")
                 continue
-            if len(text) > cfg.max_message:
+            if len(text) > max_message:
                 raise _Close(WS_TOO_BIG)
-            if not self.bucket.take():
+            if not take(now):
                 # over the rate: refused; too many refusals within one second closes
-                now = time.monotonic()
                 if now - self.window_start > 1.0:
                     self.window_start, self.violations = now, 0
                 self.violations += 1
@@ -361,7 +474,7 @@ class _Session:
                 self.send({"id": None, "error": {"code": "RATE_LIMITED", "permission": None,
                                                  "message": "slow down"}})  # fmt: skip
                 continue
-            await self.handle(text)
+            await handle(text)
 
 
 async def _authenticate(runtime: Runtime, ws: WebSocket) -> tuple[str, AppRecord]:
