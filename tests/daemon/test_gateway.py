@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -301,6 +302,43 @@ def test_handshake_timeout(daemon: Daemon) -> None:
         with pytest.raises(Exception):
             await asyncio.wait_for(ws.recv(), daemon.config.handshake_timeout + 5)
         assert ws.close_code == 4408
+
+    run(go())
+
+
+async def raw_session(d: Daemon, app: str) -> Any:
+    """A bare WebSocket past the handshake (no client library reading in the background)."""
+    ws = await connect(f"ws://{app}.localhost:{d.port}/.kaisec/ws",
+                       origin=f"http://{app}.localhost:{d.port}",  # type: ignore[arg-type]
+                       host="127.0.0.1", port=d.port)  # fmt: skip
+    await ws.send(json.dumps({"token": await fetch_token(port=d.port, app=app)}))
+    assert json.loads(await ws.recv())["ready"]
+    return ws
+
+
+def test_pipelined_calls_are_answered_in_order(daemon: Daemon) -> None:
+    """Answers wait for the end of the loop's pass, but a session's stay in order."""
+
+    async def go() -> None:
+        api, other = await raw_session(daemon, "contacts"), await raw_session(daemon, "dialer")
+        calls = [{"id": n, "service": "contacts", "method": "find", "params": {"limit": 1}}
+                 if n % 3 else {"id": n, "service": "telephony", "method": "calls"}
+                 for n in range(60)]  # fmt: skip
+        for n in range(20):  # another session's traffic in the same passes
+            await other.send(json.dumps({"id": n, "service": "contacts", "method": "find"}))
+        for call in calls:
+            await api.send(json.dumps(call))
+        replies = [json.loads(await api.recv()) for _ in calls]
+        assert [r["id"] for r in replies] == list(range(60))
+        for n, reply in enumerate(replies):
+            if n % 3:
+                assert reply["result"] == []
+            else:  # a signed app may not use telephony: denied, in its place
+                assert reply["error"]["code"] == "PERMISSION_DENIED"
+                assert reply["error"]["permission"] == "telephony"
+        assert [json.loads(await other.recv())["id"] for _ in range(20)] == list(range(20))
+        await api.close()
+        await other.close()
 
     run(go())
 
