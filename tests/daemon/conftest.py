@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from kaisec.daemon import DaemonConfig, create_app
-from kaisec.daemon.app import ws_implementation
+from kaisec.daemon.app import uvicorn_options
 from kaisec.home import Home
 from kaisec.installer import Installer
 from kaisec.keys import DevPki, load_certificates
@@ -52,13 +52,7 @@ def start_daemon(home: Home, config: DaemonConfig) -> tuple[uvicorn.Server, thre
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(home, config),
-            host="127.0.0.1",
-            port=config.port,
-            ws=ws_implementation(),  # type: ignore[arg-type]
-            ws_max_size=config.max_message,
-            ws_per_message_deflate=False,
-            log_level="warning",
-            lifespan="on",
+            **(uvicorn_options(config) | {"host": "127.0.0.1", "lifespan": "on"}),
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

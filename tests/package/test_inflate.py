@@ -61,10 +61,6 @@ TEXT = b"".join(b"line %d of some app source, var x = %d;\n" % (i, i * 7) for i 
 RANDOM = os.urandom(50_000)
 
 
-def stored_block_stream(data: bytes) -> bytes:
-    return deflate(data, level=0)
-
-
 def too_far_back() -> bytes:
     # A fixed-Huffman block whose first symbol is a match: distance 1 with no
     # output yet ("invalid distance too far back" in zlib).
@@ -75,7 +71,7 @@ def too_far_back() -> bytes:
 CASES = {
     "text": (TEXT, deflate(TEXT)),
     "random": (RANDOM, deflate(RANDOM)),
-    "stored blocks": (RANDOM, stored_block_stream(RANDOM)),
+    "stored blocks": (RANDOM, deflate(RANDOM, level=0)),
     "empty stream": (b"", b"\x03\x00"),
     "truncated": (TEXT, deflate(TEXT)[:-40]),
     "trailing junk": (TEXT, deflate(TEXT) + b"junk"),

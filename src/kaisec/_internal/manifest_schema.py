@@ -143,17 +143,15 @@ def _dotted(path: _Path) -> str:
 
 
 def _split(message: str, path: _Path) -> tuple[str, str]:
-    # msgspec's "Expected `str`, got `int` - at `$.x`": the message, and the path it
-    # gives relative to the value converted (only ``$`` for the leaves converted here).
+    # msgspec's "Expected `str`, got `int` - at `$.x`" (or "... - at `key` in `$.x`" for
+    # a mapping key): the message, and the path it gives relative to the value converted.
     text, sep, where = message.rpartition(" - at ")
     if not sep:
         return _dotted(path), message
-    where = where.strip("`")
-    if where.startswith("`key` in"):
-        return _dotted(path), f"{text} (a key)"
-    rest = where.removeprefix("$").replace("[", ".").replace("]", "")
-    tail = tuple(p for p in rest.split(".") if p)
-    return _dotted(path + tail), text
+    key = where.startswith("`key` in ")
+    rest = where.removeprefix("`key` in ").strip("`").removeprefix("$")
+    tail = tuple(p for p in rest.replace("[", ".").replace("]", "").split(".") if p)
+    return _dotted(path + tail), f"{text} (a key)" if key else text
 
 
 def _explain(value: Any, typ: Any, path: _Path) -> list[tuple[str, str]]:
